@@ -1,0 +1,84 @@
+# np — build, test, bench. Variants: opt (default, into build/), asan, tsan, ucontext,
+# aarch64 (cross, run under qemu-user), each into build/<variant>/ except opt.
+VARIANT ?= opt
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+CTX ?= asm
+
+ifeq ($(VARIANT),opt)
+B := build
+else
+B := build/$(VARIANT)
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+BASE := -std=c11 -D_GNU_SOURCE -Iinclude -g -pthread $(WARN)
+OPT := -O2
+SAN :=
+ifeq ($(VARIANT),asan)
+OPT := -O1 -fno-omit-frame-pointer
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+ifeq ($(VARIANT),tsan)
+OPT := -O1
+SAN := -fsanitize=thread
+endif
+ifeq ($(VARIANT),ucontext)
+CTX := ucontext
+endif
+ifeq ($(VARIANT),aarch64)
+CC := aarch64-linux-gnu-gcc
+endif
+CFLAGS_ALL := $(BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS_ALL := -pthread $(SAN)
+
+ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
+CTX_SRC := src/ctx/ctx_ucontext.c
+ifeq ($(CTX),asm)
+CTX_SRC := src/ctx/ctx_asm.c src/ctx/switch_$(ARCH).S
+else
+CFLAGS_ALL += -DNP_CTX_UCONTEXT
+endif
+
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c)
+LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
+TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+BENCH := $(B)/bin/np-bench-runtime
+HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
+
+.PHONY: all lib tests bench-bin run test bench clean
+all: lib tests bench-bin
+lib: $(B)/libnp.a
+tests: $(TESTS)
+bench-bin: $(BENCH)
+
+$(B)/obj/%.c.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+$(B)/obj/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+$(B)/libnp.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/tests/%: tests/%.c $(B)/libnp.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
+$(B)/bin/np-bench-%: bench/%.c $(B)/libnp.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
+
+# The main demo: until the network layer lands, the runtime benchmark.
+run: all
+	./build/bin/np-bench-runtime
+
+test:
+	bash tests/run.sh
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf build

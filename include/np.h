@@ -1,0 +1,150 @@
+/* np — coroutines that block like threads, scheduled M:N over a few OS threads.
+ *
+ * Errors follow the C library convention: a function that fails returns -1 (or NULL)
+ * and sets errno. Calls that may block must be made from inside a coroutine; made
+ * from any other thread they fail with EPERM.
+ */
+#ifndef NP_H
+#define NP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- runtime and coroutines ------------------------------------------------------ */
+
+/* The function a coroutine runs. */
+typedef void (*np_fn)(void *arg);
+
+/* Optional attributes for np_go_attr. Zero-initialise, then set what you need. */
+typedef struct np_attr {
+    size_t stack_size; /* bytes of stack (rounded up to pages); 0 = default (NP_STACK) */
+} np_attr;
+
+/* Start the runtime (NP_PROCS processors, default: CPUs available), run main_fn(arg) as
+ * the first coroutine and return 0 when it returns. Coroutines still alive then are
+ * abandoned. Fails with EBUSY if a runtime is already running in this process. */
+int np_run(np_fn main_fn, void *arg);
+
+/* Spawn a coroutine running fn(arg). Returns its id (> 0), or -1 (EPERM outside the
+ * runtime, ENOMEM). */
+int64_t np_go(np_fn fn, void *arg);
+
+/* np_go with attributes (attr may be NULL). */
+int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg);
+
+/* Let other runnable coroutines run; returns 0, or -1/EPERM outside a coroutine. */
+int np_yield(void);
+
+/* Block the calling coroutine for at least ns nanoseconds (<= 0: just yield).
+ * Returns 0, or -1/EPERM outside a coroutine. */
+int np_sleep(int64_t ns);
+
+/* Monotonic clock in nanoseconds (the clock of every deadline and timeout in np). */
+int64_t np_now(void);
+
+/* Id of the calling coroutine, or 0 when not called from a coroutine. */
+int64_t np_id(void);
+
+/* End the calling coroutine now (as if its function returned). Outside a coroutine it
+ * returns with errno = EPERM. */
+void np_exit(void);
+
+/* Number of processors (P) of the running runtime, 0 when none is running. */
+int np_procs(void);
+
+/* ---- channels -------------------------------------------------------------------- */
+
+typedef struct np_chan np_chan;
+
+/* A channel of elements of elem_size bytes (> 0) with cap slots (0 = unbuffered).
+ * Returns NULL/ENOMEM or EINVAL. */
+np_chan *np_chan_new(size_t elem_size, size_t cap);
+
+/* Free a channel. Fails with EBUSY while coroutines are blocked on it. */
+int np_chan_free(np_chan *c);
+
+/* Send *elem; blocks until a receiver takes it or buffer space frees.
+ * Returns 0, or -1 with EPIPE if the channel is (or gets) closed. */
+int np_chan_send(np_chan *c, const void *elem);
+
+/* Receive into *elem (may be NULL to discard). Returns 1 with a value, 0 when the
+ * channel is closed and drained (*elem zeroed), -1 on error. */
+int np_chan_recv(np_chan *c, void *elem);
+
+/* Non-blocking np_chan_send: -1 with EAGAIN when it would block. Callable from any thread. */
+int np_chan_trysend(np_chan *c, const void *elem);
+
+/* Non-blocking np_chan_recv: -1 with EAGAIN when it would block. Callable from any thread. */
+int np_chan_tryrecv(np_chan *c, void *elem);
+
+/* Close: wakes every blocked receiver (they get 0) and sender (they get EPIPE).
+ * Closing twice fails with EPIPE. */
+int np_chan_close(np_chan *c);
+
+/* Number of buffered elements. */
+size_t np_chan_len(np_chan *c);
+
+/* Buffer capacity. */
+size_t np_chan_cap(np_chan *c);
+
+/* One case of np_select. A NULL chan never becomes ready (as a nil channel in Go). */
+enum { NP_SEND = 1, NP_RECV = 2 };
+typedef struct np_case {
+    np_chan *chan;
+    int op;      /* NP_SEND or NP_RECV */
+    void *elem;  /* value to send, or where to receive (may be NULL) */
+    int ok;      /* out, for the chosen case: recv 1 = value, 0 = closed; send 1 */
+} np_case;
+
+/* Wait until one of n cases can proceed, perform it, return its index. timeout_ns < 0
+ * waits forever, 0 acts as a default branch (-1/EAGAIN if none is ready), > 0 fails
+ * with ETIMEDOUT when it passes. A send on a closed channel: -1/EPIPE, its ok = -1. */
+int np_select(np_case *cases, int n, int64_t timeout_ns);
+
+/* ---- mutex and waitgroup ----------------------------------------------------------- */
+
+/* A mutex for coroutines: a blocked np_mutex_lock parks the coroutine, not the thread.
+ * Initialise with NP_MUTEX_INIT (or zero). Fields are private. */
+typedef struct np_mutex {
+    _Atomic int32_t state;
+    _Atomic int32_t lk;
+    void *head, *tail;
+} np_mutex;
+#define NP_MUTEX_INIT {0, 0, NULL, NULL}
+
+/* Lock; returns 0, or -1/EPERM outside a coroutine. */
+int np_mutex_lock(np_mutex *mu);
+
+/* Try to lock without blocking: 0 on success, -1/EBUSY if held. */
+int np_mutex_trylock(np_mutex *mu);
+
+/* Unlock (ownership passes FIFO to a waiter). Unlocking an unlocked mutex: -1/EPERM. */
+int np_mutex_unlock(np_mutex *mu);
+
+/* A wait group (Go's sync.WaitGroup). Initialise with NP_WG_INIT (or zero). */
+typedef struct np_wg {
+    _Atomic int64_t count;
+    _Atomic int32_t lk;
+    void *head;
+} np_wg;
+#define NP_WG_INIT {0, 0, NULL}
+
+/* Add delta to the counter; at zero every waiter wakes. Going negative: -1/EINVAL
+ * (the counter is left unchanged). */
+int np_wg_add(np_wg *wg, int64_t delta);
+
+/* np_wg_add(wg, -1). */
+int np_wg_done(np_wg *wg);
+
+/* Block until the counter is zero; returns 0, or -1/EPERM outside a coroutine. */
+int np_wg_wait(np_wg *wg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

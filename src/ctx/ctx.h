@@ -1,0 +1,22 @@
+/* Context switch: the one primitive the scheduler needs from the machine.
+ * A context is a saved stack pointer (assembly back ends) or a ucontext (fallback). */
+#ifndef NP_CTX_H
+#define NP_CTX_H
+#include <stddef.h>
+
+#if defined(NP_CTX_UCONTEXT)
+#include <ucontext.h>
+typedef struct np_ctx { ucontext_t uc; } np_ctx;
+#else
+typedef struct np_ctx { void *sp; } np_ctx;
+#endif
+
+/* Prepare c so that switching to it calls entry(arg) on the stack [lo, lo+size).
+ * entry must never return. */
+void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *arg);
+
+/* Save the current context in from and resume to. Returns when something switches
+ * back to from. Saves only what the ABI says a callee must preserve. */
+void np_ctx_switch(np_ctx *from, np_ctx *to);
+
+#endif

@@ -1,0 +1,357 @@
+/* The runtime's life: np_run brings up Ps, Ms and sysmon, runs main, tears it all down.
+ * Also the per-thread set-up (alternate signal stack for stack-overflow reports). */
+#include "sched.h"
+#include "poll.h"
+#include "runq.h"
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void np__setm(np_m *m);
+void np__schedule(np_m *m);
+void np__m_init_fiber(np_m *m);
+void np__g_free(np_g *g);
+np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack);
+bool np__retake(np_p *p, int64_t now, int64_t *since);
+
+#define ALTSTACK (64 * 1024)
+
+/* ---- stack overflow ---------------------------------------------------------------- */
+
+static void put_str(char *b, size_t *n, const char *s)
+{
+    while (*s && *n < 200)
+        b[(*n)++] = *s++;
+}
+
+static void overflow_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    np_m *m = np__getm();
+    np_g *g = m ? m->curg : NULL;
+    if (g && np_stack_in_guard(&g->stack, (uintptr_t)si->si_addr)) {
+        char b[256], d[24];
+        size_t n = 0;
+        int k = 0;
+        for (int64_t v = g->id; v > 0 && k < 20; v /= 10)
+            d[k++] = (char)('0' + v % 10);
+        put_str(b, &n, "np: fatal: coroutine stack overflow (coroutine ");
+        while (k > 0 && n < 200)
+            b[n++] = d[--k];
+        put_str(b, &n, ")\n");
+        if (write(2, b, n) < 0) {
+        }
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* Not ours: give the fault back to whoever handled it before; it recurs on return. */
+    sigaction(sig, sig == SIGSEGV ? &np__sched.oldsegv : &np__sched.oldbus, NULL);
+}
+
+static void m_altstack(np_m *m)
+{
+    m->altstack.ss_sp = malloc(ALTSTACK);
+    m->altstack.ss_size = ALTSTACK;
+    m->altstack.ss_flags = 0;
+    if (m->altstack.ss_sp)
+        sigaltstack(&m->altstack, NULL);
+}
+
+static void m_altstack_free(np_m *m)
+{
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    free(m->altstack.ss_sp);
+}
+
+/* ---- Ms ------------------------------------------------------------------------------ */
+
+static void *mstart(void *arg)
+{
+    np_m *m = arg;
+    np__setm(m);
+    np__m_init_fiber(m);
+    m_altstack(m);
+    m->p = m->nextp;
+    m->p->m = m;
+    m->nextp = NULL;
+    np__schedule(m);
+    m_altstack_free(m);
+    np__setm(NULL);
+    pthread_mutex_lock(&np__sched.lock);
+    np__sched.mcount--;
+    pthread_cond_broadcast(&np__sched.mexit);
+    pthread_mutex_unlock(&np__sched.lock);
+    return NULL;
+}
+
+int np__newm(np_p *p, bool spinning)
+{
+    np_m *m = calloc(1, sizeof *m);
+    if (!m)
+        return -1;
+    m->nextp = p;
+    m->spinning = spinning;
+    m->rnd = (uint64_t)(uintptr_t)m;
+    pthread_mutex_lock(&np__sched.lock);
+    m->id = ++np__sched.mcount;
+    m->alllink = np__sched.allm;
+    np__sched.allm = m;
+    pthread_mutex_unlock(&np__sched.lock);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 256 * 1024);
+    int rc = pthread_create(&m->thread, &a, mstart, m);
+    pthread_attr_destroy(&a);
+    if (rc != 0) {
+        pthread_mutex_lock(&np__sched.lock);
+        np__sched.mcount--;
+        np__sched.allm = m->alllink;
+        pthread_mutex_unlock(&np__sched.lock);
+        free(m);
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+void np__begin_stop(void)
+{
+    atomic_store(&np__sched.stopping, true);
+    pthread_mutex_lock(&np__sched.lock);
+    for (np_m *m = np__sched.midle; m; m = m->link)
+        np_note_wakeup(&m->park);
+    np__sched.midle = NULL;
+    np__sched.nmidle = 0;
+    pthread_mutex_unlock(&np__sched.lock);
+    np__netpoll_break();
+    np_note_wakeup(&np__sched.sysmonnote);
+}
+
+/* ---- sysmon -------------------------------------------------------------------------- */
+
+static void *sysmon(void *arg)
+{
+    (void)arg;
+    int64_t delay = 20000, *since = calloc((size_t)np__sched.nprocs, sizeof *since);
+    int idle = 0;
+    while (!atomic_load(&np__sched.stopping)) {
+        if (idle == 0)
+            delay = 20000;
+        else if (idle > 50 && delay < 10000000)
+            delay *= 2;
+        np_note_tsleep(&np__sched.sysmonnote, delay);
+        np_note_clear(&np__sched.sysmonnote);
+        if (atomic_load(&np__sched.stopping))
+            break;
+        if (atomic_load(&np__sched.npidle) == np__sched.nprocs) {
+            /* Nothing runs: sleep until a P gets busy (an idle runtime costs no CPU). */
+            pthread_mutex_lock(&np__sched.lock);
+            if (atomic_load(&np__sched.npidle) == np__sched.nprocs &&
+                !atomic_load(&np__sched.stopping)) {
+                atomic_store(&np__sched.sysmonwait, 1);
+                pthread_mutex_unlock(&np__sched.lock);
+                np_note_sleep(&np__sched.sysmonnote);
+                np_note_clear(&np__sched.sysmonnote);
+                idle = 0;
+                continue;
+            }
+            pthread_mutex_unlock(&np__sched.lock);
+        }
+        int64_t now = np__nanotime();
+        bool did = false;
+        for (int i = 0; i < np__sched.nprocs; i++)
+            did |= np__retake(np__sched.allp[i], now, &since[i]);
+        if (did)
+            np__wakep();
+        idle = did ? 0 : idle + 1;
+    }
+    free(since);
+    return NULL;
+}
+
+/* ---- np_run ---------------------------------------------------------------------------- */
+
+static int env_procs(void)
+{
+    const char *s = getenv("NP_PROCS");
+    if (s && *s) {
+        char *e;
+        long v = strtol(s, &e, 10);
+        if (*e == 0 && v > 0 && v <= 1024)
+            return (int)v;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static size_t env_stack(void)
+{
+    const char *s = getenv("NP_STACK");
+    size_t def = 256 * 1024;
+    if (!s || !*s)
+        return def;
+    char *e;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (*e == 'k' || *e == 'K')
+        v <<= 10, e++;
+    else if (*e == 'm' || *e == 'M')
+        v <<= 20, e++;
+    if (*e != 0 || v < 16 * 1024 || v > (1ULL << 30))
+        return def;
+    return (size_t)v;
+}
+
+static void teardown(void)
+{
+    for (size_t i = 0; i < np__sched.nallg; i++)
+        np__g_free(np__sched.allg[i]);
+    free(np__sched.allg);
+    for (int i = 0; i < np__sched.nprocs; i++) {
+        np_timers_free(&np__sched.allp[i]->timers);
+        free(np__sched.allp[i]);
+    }
+    free(np__sched.allp);
+    for (np_m *m = np__sched.allm, *n; m; m = n) {
+        n = m->alllink;
+        free(m);
+    }
+    np_stack_fini();
+    pthread_mutex_destroy(&np__sched.lock);
+    pthread_cond_destroy(&np__sched.mexit);
+}
+
+int np_run(np_fn main_fn, void *arg)
+{
+    if (!main_fn) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool no = false;
+    if (!atomic_compare_exchange_strong(&np__sched.running, &no, true)) {
+        errno = EBUSY;
+        return -1;
+    }
+    np_sched *s = &np__sched;
+    memset((char *)s, 0, offsetof(np_sched, running));
+    atomic_store(&s->stopping, false);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->mexit, NULL);
+    s->nprocs = env_procs();
+    s->stack_size = env_stack();
+    np_stack_init(s->stack_size);
+    s->allp = calloc((size_t)s->nprocs, sizeof *s->allp);
+    np_m *m0 = calloc(1, sizeof *m0);
+    if (!s->allp || !m0) {
+        free(s->allp);
+        free(m0);
+        atomic_store(&s->running, false);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int i = 0; i < s->nprocs; i++) {
+        s->allp[i] = calloc(1, sizeof(np_p));
+        if (!s->allp[i])
+            np__fatal("out of memory");
+        s->allp[i]->id = i;
+    }
+    for (int i = s->nprocs - 1; i >= 1; i--) {
+        np_p *p = s->allp[i];
+        p->link = s->pidle;
+        s->pidle = p;
+        atomic_fetch_add(&s->npidle, 1);
+    }
+    m0->ism0 = true;
+    m0->rnd = (uint64_t)(uintptr_t)m0 ^ (uint64_t)np__nanotime();
+    s->allm = m0;
+    np__setm(m0);
+    np__m_init_fiber(m0);
+    m_altstack(m0);
+    m0->p = s->allp[0];
+    s->allp[0]->m = m0;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = overflow_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &s->oldsegv);
+    sigaction(SIGBUS, &sa, &s->oldbus);
+
+    atomic_store(&s->lastpoll, np__nanotime());
+    np_g *g = np__newg(m0->p, main_fn, arg, 0);
+    if (!g)
+        np__fatal("out of memory");
+    g->ismain = true;
+    s->maing = g;
+    np__runqput(m0->p, g, false);
+    if (pthread_create(&s->sysmon, NULL, sysmon, NULL) != 0)
+        np__fatal("cannot start sysmon");
+
+    np__schedule(m0);
+
+    /* main returned: wait for every M to leave, then free everything. */
+    pthread_mutex_lock(&s->lock);
+    while (s->mcount > 0) {
+        for (np_m *m = s->midle; m; m = m->link)
+            np_note_wakeup(&m->park);
+        s->midle = NULL;
+        pthread_cond_wait(&s->mexit, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (np_m *m = s->allm; m; m = m->alllink)
+        if (!m->ism0)
+            pthread_join(m->thread, NULL);
+    pthread_join(s->sysmon, NULL);
+    sigaction(SIGSEGV, &s->oldsegv, NULL);
+    sigaction(SIGBUS, &s->oldbus, NULL);
+    m_altstack_free(m0);
+    np__setm(NULL);
+    teardown();
+    atomic_store(&s->running, false);
+    return 0;
+}
+
+int np_procs(void)
+{
+    return atomic_load(&np__sched.running) ? np__sched.nprocs : 0;
+}
+
+/* ---- time ------------------------------------------------------------------------------ */
+
+int64_t np_now(void) { return np__nanotime(); }
+
+static void sleep_fire(void *arg, uintptr_t seq)
+{
+    (void)seq;
+    np__ready(arg);
+}
+
+static bool sleep_commit(np_g *g, void *arg)
+{
+    int64_t when = (int64_t)(intptr_t)arg;
+    if (np_timer_add(g->m->p, &g->timer, when, sleep_fire, g, 0) != 0)
+        return false; /* no memory for the heap: wake at once rather than never */
+    np__timer_added(when);
+    return true;
+}
+
+int np_sleep(int64_t ns)
+{
+    np_g *g = np__getg();
+    if (!g) {
+        errno = EPERM;
+        return -1;
+    }
+    if (ns <= 0)
+        return np_yield();
+    int64_t when = np__nanotime() + ns;
+    np__park(sleep_commit, (void *)(intptr_t)when, W_SLEEP);
+    return 0;
+}

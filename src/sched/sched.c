@@ -1,0 +1,721 @@
+/* The scheduler: switching between coroutines, park/ready, finding work, idle Ps and
+ * Ms, spinning. After Go's proc.go, with one difference: a coroutine that parks
+ * switches straight to the next runnable one when its P has one, and goes through the
+ * M's scheduler context (g0) only to look further or to sleep. Whatever must happen
+ * once the old coroutine is off its stack (releasing the lock it parked under, freeing
+ * it) is left in m->after and done by whoever runs next (np__after_switch). */
+#include "sched.h"
+#include "poll.h"
+#include "runq.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef NP_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef NP_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+np_sched np__sched;
+static _Thread_local np_m *tls_m;
+
+__attribute__((noinline)) np_m *np__getm(void) { return tls_m; }
+void np__setm(np_m *m) { tls_m = m; }
+
+int64_t np__nanotime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+_Noreturn void np__fatal(const char *msg)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "np: fatal: %s\n", msg);
+    if (write(2, buf, (size_t)n) < 0) {
+    }
+    abort();
+}
+
+/* ---- switching ---------------------------------------------------------------------- */
+
+static void g_entry(void *arg);
+
+static inline void gswitch(np_m *m, np_g *from, np_g *to, bool dying)
+{
+#ifdef NP_ASAN
+    const void *bottom = to == &m->g0 ? m->g0_bottom : np_stack_base(&to->stack);
+    size_t size = to == &m->g0 ? m->g0_size : np_stack_usable(&to->stack);
+    __sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake, bottom, size);
+#endif
+#ifdef NP_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    (void)m;
+    (void)dying;
+    np_ctx_switch(&from->ctx, &to->ctx);
+#ifdef NP_ASAN
+    const void *ob;
+    size_t os;
+    __sanitizer_finish_switch_fiber(from->asan_fake, &ob, &os);
+    np_m *cm = from->m;
+    if (cm && !cm->g0_bottom) {
+        cm->g0_bottom = ob;
+        cm->g0_size = os;
+    }
+#endif
+}
+
+/* Make g the one running on m, giving it a stack on its first run. */
+static inline void prepare(np_m *m, np_g *g)
+{
+    if (__builtin_expect(g->stack.kind == NP_STK_NONE, 0)) {
+        if (np_stack_alloc(&m->p->stacks, g->want_stack, &g->stack) != 0)
+            np__fatal("out of memory for a coroutine stack");
+        np_ctx_make(&g->ctx, np_stack_base(&g->stack), np_stack_usable(&g->stack), g_entry, g);
+    }
+    g->m = m;
+    m->curg = g;
+    atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+}
+
+static void gfput(np_p *p, np_g *g);
+
+void np__after_switch(np_m *m)
+{
+    int a = m->after;
+    if (a == AFTER_NONE)
+        return;
+    np_g *g = m->after_g;
+    m->after = AFTER_NONE;
+    switch (a) {
+    case AFTER_PARK:
+        if (m->after_f && !m->after_f(g, m->after_arg)) {
+            atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+            np__runqput(m->p, g, true);
+        }
+        break;
+    case AFTER_YIELD:
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+        np__runqput(m->p, g, false);
+        break;
+    case AFTER_EXIT:
+        gfput(m->p, g);
+        break;
+    }
+}
+
+/* The next coroutine of p without looking beyond p (and, for fairness, the global
+ * queue every 61st time). */
+static np_g *runq_local(np_p *p)
+{
+    uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
+    if (tick % 61 == 0 && atomic_load_explicit(&np__sched.runqsize, memory_order_relaxed) > 0) {
+        pthread_mutex_lock(&np__sched.lock);
+        np_g *g = np__globrunqget(p, 1);
+        pthread_mutex_unlock(&np__sched.lock);
+        if (g)
+            return g;
+    }
+    return np__runqget(p);
+}
+
+/* Leave g (whose fate is in m->after) for the next coroutine of this P, or for the
+ * scheduler loop. Returns when g is resumed. */
+static void switch_out(np_m *m, np_g *g)
+{
+    if (__builtin_expect(g->stack.canary, 0) && !np_stack_canary_ok(&g->stack))
+        np__fatal("coroutine stack overflow");
+    np_g *next = NULL;
+    if (!atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
+        next = runq_local(m->p);
+    if (next) {
+        prepare(m, next);
+    } else {
+        next = &m->g0;
+        m->curg = NULL;
+    }
+    gswitch(m, g, next, m->after == AFTER_EXIT);
+    np__after_switch(g->m);
+}
+
+void np__park(np_unlockf f, void *arg, int reason)
+{
+    np_m *m = np__getm();
+    np_g *g = m->curg;
+    g->waitreason = (uint8_t)reason;
+    atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
+    m->after = AFTER_PARK;
+    m->after_g = g;
+    m->after_f = f;
+    m->after_arg = arg;
+    switch_out(m, g);
+}
+
+void np__ready(np_g *g)
+{
+    uint32_t st = G_WAITING;
+    if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        np__fatal("ready of a coroutine that is not waiting");
+    g->waitreason = W_NONE;
+    np_m *m = np__getm();
+    if (m && m->p) {
+        np__runqput(m->p, g, true);
+    } else {
+        pthread_mutex_lock(&np__sched.lock);
+        np__globrunqput(g);
+        pthread_mutex_unlock(&np__sched.lock);
+    }
+    np__wakep();
+}
+
+bool np__unlock_spin(np_g *g, void *lock)
+{
+    (void)g;
+    np_spin_unlock((_Atomic int32_t *)lock);
+    return true;
+}
+
+int np_yield(void)
+{
+    np_m *m = np__getm();
+    np_g *g = m ? m->curg : NULL;
+    if (!g) {
+        errno = EPERM;
+        return -1;
+    }
+    m->after = AFTER_YIELD;
+    m->after_g = g;
+    switch_out(m, g);
+    return 0;
+}
+
+/* ---- coroutines: creation, exit ----------------------------------------------------- */
+
+static void allg_add(np_g *g)
+{
+    np_spin_lock(&np__sched.allglock);
+    if (np__sched.nallg == np__sched.capallg) {
+        size_t nc = np__sched.capallg ? 2 * np__sched.capallg : 1024;
+        np_g **na = realloc(np__sched.allg, nc * sizeof *na);
+        if (!na)
+            np__fatal("out of memory");
+        np__sched.allg = na;
+        np__sched.capallg = nc;
+    }
+    np__sched.allg[np__sched.nallg++] = g;
+    np_spin_unlock(&np__sched.allglock);
+}
+
+static np_g *gfget(np_p *p)
+{
+    if (!p->gfree && np__sched.gfree) {
+        np_spin_lock(&np__sched.gfreelock);
+        while (p->ngfree < 32 && np__sched.gfree) {
+            np_g *g = np__sched.gfree;
+            np__sched.gfree = g->schedlink;
+            g->schedlink = p->gfree;
+            p->gfree = g;
+            p->ngfree++;
+        }
+        np_spin_unlock(&np__sched.gfreelock);
+    }
+    np_g *g = p->gfree;
+    if (g) {
+        p->gfree = g->schedlink;
+        p->ngfree--;
+        return g;
+    }
+    g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+#ifdef NP_TSAN
+    g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    allg_add(g);
+    return g;
+}
+
+static void gfput(np_p *p, np_g *g)
+{
+    np_stack_free(&p->stacks, &g->stack);
+    atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
+    g->fn = NULL;
+    g->arg = NULL;
+    g->schedlink = p->gfree;
+    p->gfree = g;
+    if (++p->ngfree > 64) {
+        np_spin_lock(&np__sched.gfreelock);
+        while (p->ngfree > 32) {
+            np_g *x = p->gfree;
+            p->gfree = x->schedlink;
+            p->ngfree--;
+            x->schedlink = np__sched.gfree;
+            np__sched.gfree = x;
+        }
+        np_spin_unlock(&np__sched.gfreelock);
+    }
+}
+
+np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack)
+{
+    np_g *g = gfget(p);
+    if (!g) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (p->idcache == p->idend) {
+        p->idcache = atomic_fetch_add_explicit(&np__sched.goidgen, 16, memory_order_relaxed) + 1;
+        p->idend = p->idcache + 16;
+    }
+    g->id = p->idcache++;
+    g->fn = fn;
+    g->arg = arg;
+    g->want_stack = stack;
+    g->ismain = false;
+    g->waitreason = W_NONE;
+    atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    return g;
+}
+
+int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
+{
+    np_m *m = np__getm();
+    if (!m || !m->curg) {
+        errno = EPERM;
+        return -1;
+    }
+    if (!fn) {
+        errno = EINVAL;
+        return -1;
+    }
+    np_g *g = np__newg(m->p, fn, arg, attr ? attr->stack_size : 0);
+    if (!g)
+        return -1;
+    int64_t id = g->id;
+    np__runqput(m->p, g, true);
+    np__wakep();
+    return id;
+}
+
+int64_t np_go(np_fn fn, void *arg) { return np_go_attr(NULL, fn, arg); }
+
+void np__begin_stop(void);
+
+static _Noreturn void g_exit(np_g *g)
+{
+    np_m *m = g->m;
+    if (g->ismain)
+        np__begin_stop();
+    m->after = AFTER_EXIT;
+    m->after_g = g;
+    switch_out(m, g);
+    np__fatal("dead coroutine resumed");
+}
+
+static void g_entry(void *arg)
+{
+    np_g *g = arg;
+#ifdef NP_ASAN
+    const void *ob;
+    size_t os;
+    __sanitizer_finish_switch_fiber(NULL, &ob, &os);
+    if (!g->m->g0_bottom) {
+        g->m->g0_bottom = ob;
+        g->m->g0_size = os;
+    }
+#endif
+    np__after_switch(g->m);
+    g->fn(g->arg);
+    g_exit(g);
+}
+
+void np_exit(void)
+{
+    np_m *m = np__getm();
+    if (!m || !m->curg) {
+        errno = EPERM;
+        return;
+    }
+    g_exit(m->curg);
+}
+
+int64_t np_id(void)
+{
+    np_g *g = np__getg();
+    return g ? g->id : 0;
+}
+
+/* ---- Ps and Ms ------------------------------------------------------------------------ */
+
+static void acquirep(np_m *m, np_p *p)
+{
+    m->p = p;
+    p->m = m;
+}
+
+static void releasep(np_m *m)
+{
+    m->p->m = NULL;
+    m->p = NULL;
+}
+
+/* Lock held. */
+static void pidleput(np_p *p)
+{
+    p->link = np__sched.pidle;
+    np__sched.pidle = p;
+    atomic_fetch_add_explicit(&np__sched.npidle, 1, memory_order_release);
+}
+
+/* Lock held. */
+static np_p *pidleget(void)
+{
+    np_p *p = np__sched.pidle;
+    if (p) {
+        np__sched.pidle = p->link;
+        atomic_fetch_sub_explicit(&np__sched.npidle, 1, memory_order_release);
+        if (atomic_load_explicit(&np__sched.sysmonwait, memory_order_relaxed)) {
+            atomic_store_explicit(&np__sched.sysmonwait, 0, memory_order_relaxed);
+            np_note_wakeup(&np__sched.sysmonnote);
+        }
+    }
+    return p;
+}
+
+void *np__mstart(void *arg);
+int np__newm(np_p *p, bool spinning);
+
+/* Run p (or an idle P) on an idle or new M. */
+static void startm(np_p *p, bool spinning)
+{
+    pthread_mutex_lock(&np__sched.lock);
+    if (!p) {
+        p = pidleget();
+        if (!p) {
+            pthread_mutex_unlock(&np__sched.lock);
+            if (spinning)
+                atomic_fetch_sub_explicit(&np__sched.nmspinning, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    np_m *nm = np__sched.midle;
+    if (nm) {
+        np__sched.midle = nm->link;
+        np__sched.nmidle--;
+    }
+    pthread_mutex_unlock(&np__sched.lock);
+    if (!nm) {
+        if (np__newm(p, spinning) != 0) {
+            pthread_mutex_lock(&np__sched.lock);
+            pidleput(p);
+            pthread_mutex_unlock(&np__sched.lock);
+            if (spinning)
+                atomic_fetch_sub_explicit(&np__sched.nmspinning, 1, memory_order_relaxed);
+        }
+        return;
+    }
+    nm->spinning = spinning;
+    nm->nextp = p;
+    np_note_wakeup(&nm->park);
+}
+
+void np__wakep(void)
+{
+    if (atomic_load_explicit(&np__sched.npidle, memory_order_acquire) == 0)
+        return;
+    int32_t z = 0;
+    if (atomic_load_explicit(&np__sched.nmspinning, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong_explicit(&np__sched.nmspinning, &z, 1,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return;
+    startm(NULL, true);
+}
+
+/* Sleep until handed a P (or the runtime stops). */
+static void stopm(np_m *m)
+{
+    pthread_mutex_lock(&np__sched.lock);
+    if (atomic_load(&np__sched.stopping)) {
+        pthread_mutex_unlock(&np__sched.lock);
+        return;
+    }
+    m->link = np__sched.midle;
+    np__sched.midle = m;
+    np__sched.nmidle++;
+    pthread_mutex_unlock(&np__sched.lock);
+    np_note_sleep(&m->park);
+    np_note_clear(&m->park);
+    if (m->nextp) {
+        acquirep(m, m->nextp);
+        m->nextp = NULL;
+    }
+}
+
+static void resetspinning(np_m *m)
+{
+    m->spinning = false;
+    if (atomic_fetch_sub_explicit(&np__sched.nmspinning, 1, memory_order_acq_rel) == 1)
+        np__wakep(); /* we were the last to look: let another look for more work */
+}
+
+void np__timer_added(int64_t when)
+{
+    if (atomic_load_explicit(&np__sched.lastpoll, memory_order_acquire) == 0) {
+        int64_t pu = atomic_load_explicit(&np__sched.polluntil, memory_order_acquire);
+        if (pu == 0 || when < pu)
+            np__netpoll_break();
+    } else {
+        np__wakep();
+    }
+}
+
+/* Steal from other Ps, running their due timers on the way. */
+static np_g *steal_work(np_m *m, int64_t now)
+{
+    np_p *p = m->p;
+    int n = np__sched.nprocs;
+    for (int i = 0; i < 4; i++) {
+        m->rnd = m->rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+        int off = (int)((m->rnd >> 33) % (uint64_t)n);
+        for (int k = 0; k < n; k++) {
+            if (atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
+                return NULL;
+            np_p *v = np__sched.allp[(off + k) % n];
+            if (v == p)
+                continue;
+            int64_t first = np_timers_first(&v->timers);
+            if (first && first <= now && np_timers_run(v, now)) {
+                np_g *g = np__runqget(p);
+                if (g)
+                    return g;
+            }
+            if (!np__runqempty(v)) {
+                np_g *g = np__runqsteal(p, v);
+                if (g)
+                    return g;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Find a coroutine to run; blocks when there is none. Returns NULL once stopping.
+ * Runs on g0 with m->p held; returns with m->p held. */
+static np_g *findrunnable(np_m *m)
+{
+    np_g *g;
+top:
+    if (atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
+        return NULL;
+    np_p *p = m->p;
+    int64_t now = 0;
+    int64_t first = np_timers_first(&p->timers);
+    if (first) {
+        now = np__nanotime();
+        if (first <= now)
+            np_timers_run(p, now);
+    }
+    if ((g = runq_local(p)))
+        goto found;
+    if (atomic_load_explicit(&np__sched.runqsize, memory_order_relaxed) > 0) {
+        pthread_mutex_lock(&np__sched.lock);
+        g = np__globrunqget(p, 0);
+        pthread_mutex_unlock(&np__sched.lock);
+        if (g)
+            goto found;
+    }
+    if (np__netpoll_waiters() && atomic_load_explicit(&np__sched.lastpoll, memory_order_relaxed)) {
+        np_g *list = np__netpoll(0);
+        if (list) {
+            g = list;
+            np__inject(list->schedlink);
+            goto found;
+        }
+    }
+    int32_t busy = np__sched.nprocs - atomic_load(&np__sched.npidle);
+    if (m->spinning || 2 * atomic_load(&np__sched.nmspinning) < busy) {
+        if (!m->spinning) {
+            m->spinning = true;
+            atomic_fetch_add(&np__sched.nmspinning, 1);
+        }
+        if (!now)
+            now = np__nanotime();
+        if ((g = steal_work(m, now)))
+            goto found;
+    }
+
+    /* Nothing to do: give up the P. */
+    pthread_mutex_lock(&np__sched.lock);
+    if (atomic_load(&np__sched.stopping)) {
+        pthread_mutex_unlock(&np__sched.lock);
+        return NULL;
+    }
+    if (atomic_load(&np__sched.runqsize) > 0) {
+        g = np__globrunqget(p, 0);
+        pthread_mutex_unlock(&np__sched.lock);
+        goto found;
+    }
+    releasep(m);
+    pidleput(p);
+    pthread_mutex_unlock(&np__sched.lock);
+
+    if (m->spinning) {
+        m->spinning = false;
+        atomic_fetch_sub(&np__sched.nmspinning, 1);
+        /* Work may have been readied after we looked and before our P went idle, by
+         * someone who saw us spinning and so woke nobody: look once more. */
+        for (int i = 0; i < np__sched.nprocs; i++) {
+            if (!np__runqempty(np__sched.allp[i])) {
+                pthread_mutex_lock(&np__sched.lock);
+                np_p *q = pidleget();
+                pthread_mutex_unlock(&np__sched.lock);
+                if (q) {
+                    acquirep(m, q);
+                    m->spinning = true;
+                    atomic_fetch_add(&np__sched.nmspinning, 1);
+                    goto top;
+                }
+                break;
+            }
+        }
+    }
+
+    /* Earliest timer of any P: somebody must wake for it. */
+    int64_t pu = 0;
+    for (int i = 0; i < np__sched.nprocs; i++) {
+        int64_t w = np_timers_first(&np__sched.allp[i]->timers);
+        if (w && (pu == 0 || w < pu))
+            pu = w;
+    }
+    int64_t lp = atomic_load(&np__sched.lastpoll);
+    if ((np__netpoll_waiters() || pu) && lp != 0 &&
+        atomic_compare_exchange_strong(&np__sched.lastpoll, &lp, 0)) {
+        atomic_store(&np__sched.polluntil, pu);
+        int64_t delay = -1;
+        if (pu) {
+            delay = pu - np__nanotime();
+            if (delay < 0)
+                delay = 0;
+        }
+        np_g *list = np__netpoll(delay);
+        atomic_store(&np__sched.polluntil, 0);
+        atomic_store(&np__sched.lastpoll, np__nanotime());
+        pthread_mutex_lock(&np__sched.lock);
+        np_p *q = pidleget();
+        pthread_mutex_unlock(&np__sched.lock);
+        if (q) {
+            acquirep(m, q);
+            if (list) {
+                g = list;
+                np__inject(list->schedlink);
+                goto found;
+            }
+            m->spinning = true;
+            atomic_fetch_add(&np__sched.nmspinning, 1);
+            goto top;
+        }
+        np__inject(list);
+    } else if (pu) {
+        int64_t cur = atomic_load(&np__sched.polluntil);
+        if (atomic_load(&np__sched.lastpoll) == 0 && (cur == 0 || pu < cur))
+            np__netpoll_break();
+    }
+    stopm(m);
+    if (!m->p)
+        return NULL;
+    goto top;
+
+found:
+    if (m->spinning)
+        resetspinning(m);
+    return g;
+}
+
+/* Make a list of runnable coroutines (linked by schedlink) known to the scheduler. */
+void np__inject(np_g *list)
+{
+    if (!list)
+        return;
+    int32_t n = 0;
+    np_g *tail = list;
+    for (np_g *g = list; g; g = g->schedlink) {
+        n++;
+        tail = g;
+    }
+    pthread_mutex_lock(&np__sched.lock);
+    np__globrunqputbatch(list, tail, n);
+    pthread_mutex_unlock(&np__sched.lock);
+    for (int32_t i = 0; i < n && atomic_load(&np__sched.npidle) > 0; i++)
+        startm(NULL, false);
+}
+
+/* The scheduler loop of an M, on its own thread stack (g0). */
+void np__schedule(np_m *m)
+{
+    for (;;) {
+        np__after_switch(m);
+        np_g *g = findrunnable(m);
+        if (!g)
+            break;
+        prepare(m, g);
+        gswitch(m, &m->g0, g, false);
+    }
+    np__after_switch(m);
+    if (m->p) {
+        pthread_mutex_lock(&np__sched.lock);
+        np_p *p = m->p;
+        releasep(m);
+        pidleput(p);
+        pthread_mutex_unlock(&np__sched.lock);
+    }
+}
+
+void np__m_init_fiber(np_m *m)
+{
+    m->g0.m = m;
+#ifdef NP_TSAN
+    m->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+void np__g_free(np_g *g)
+{
+#ifdef NP_TSAN
+    __tsan_destroy_fiber(g->tsan_fiber);
+#endif
+    free(g);
+}
+
+/* Sysmon's per-period look at one P: a runnext stuck behind a coroutine that has run
+ * for 10 ms moves to the global queue where another P can take it. Returns true if it
+ * moved one. */
+bool np__retake(np_p *p, int64_t now, int64_t *since)
+{
+    uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
+    if (t != p->sysmontick) {
+        p->sysmontick = t;
+        *since = now;
+        return false;
+    }
+    if (now - *since < 10000000)
+        return false;
+    np_g *n = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (!n || !atomic_compare_exchange_strong(&p->runnext, &n, NULL))
+        return false;
+    pthread_mutex_lock(&np__sched.lock);
+    np__globrunqput(n);
+    pthread_mutex_unlock(&np__sched.lock);
+    return true;
+}

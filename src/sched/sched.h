@@ -1,0 +1,182 @@
+/* The scheduler's structures: G (coroutine), M (OS thread), P (processor), and the one
+ * scheduler instance. Internal to np. */
+#ifndef NP_SCHED_H
+#define NP_SCHED_H
+#include "../../include/np.h"
+#include "../ctx/ctx.h"
+#include "../mem/stack.h"
+#include "../os/lock.h"
+#include "../time/timer.h"
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define NP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NP_TSAN 1
+#endif
+#endif
+
+enum np_gstatus { G_IDLE, G_RUNNABLE, G_RUNNING, G_WAITING, G_DEAD };
+
+/* Why a coroutine waits (shown by dumps and counted by stats). */
+enum np_waitreason {
+    W_NONE, W_SLEEP, W_CHAN_SEND, W_CHAN_RECV, W_SELECT, W_SELECT_NOCASES, W_MUTEX,
+    W_WAITGROUP, W_IO, W_BLOCKING, W_NREASONS
+};
+
+typedef struct np_g np_g;
+typedef struct np_m np_m;
+typedef struct np_p np_p;
+
+struct np_g {
+    np_ctx ctx;
+    np_stack stack;
+    _Atomic uint32_t status;
+    uint8_t waitreason;
+    bool ismain;
+    size_t want_stack;   /* requested stack size, 0 = default */
+    int64_t id;
+    np_fn fn;
+    void *arg;
+    np_g *schedlink;     /* run queue, free list */
+    np_m *m;             /* the M running it (valid while running) */
+    void *param;         /* wake-up payload (which select case fired) */
+    _Atomic uintptr_t selecttok; /* != 0 while a select/timed wait may be won */
+    uintptr_t seltokgen;
+    np_timer timer;      /* sleep and select timeout */
+#ifdef NP_ASAN
+    void *asan_fake;
+#endif
+#ifdef NP_TSAN
+    void *tsan_fiber;
+#endif
+};
+
+#define NP_RUNQ 256
+
+struct np_p {
+    int id;
+    _Atomic uint32_t runqhead;
+    _Atomic uint32_t runqtail;
+    np_g *_Atomic runq[NP_RUNQ];
+    np_g *_Atomic runnext;
+    _Atomic uint32_t schedtick;  /* incremented on every schedule */
+    uint32_t inherit;            /* consecutive runs from runnext */
+    uint32_t sysmontick;         /* sysmon's last observation of schedtick */
+    np_m *m;
+    np_p *link;
+    np_g *gfree;                 /* cache of dead Gs */
+    int ngfree;
+    np_stack_cache stacks;
+    int64_t idcache, idend;      /* ids handed out in batches */
+    np_timers timers;
+};
+
+enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_EXIT };
+
+typedef bool (*np_unlockf)(np_g *g, void *arg);
+
+struct np_m {
+    np_g g0;             /* the scheduler loop, on the thread's own stack */
+    np_g *curg;
+    np_p *p;
+    np_p *nextp;
+    bool spinning;
+    bool ism0;
+    int id;
+    np_note park;
+    pthread_t thread;
+    np_m *link;          /* idle list */
+    np_m *alllink;
+    /* what the context switched to must finish for the one switched from */
+    int after;
+    np_g *after_g;
+    np_unlockf after_f;
+    void *after_arg;
+    uint64_t rnd;
+    stack_t altstack;
+#ifdef NP_ASAN
+    const void *g0_bottom;
+    size_t g0_size;
+#endif
+};
+
+typedef struct np_sched {
+    pthread_mutex_t lock;
+    /* global run queue */
+    np_g *runqhead, *runqtail;
+    _Atomic int32_t runqsize;
+    /* idle P and M */
+    np_p *pidle;
+    _Atomic int32_t npidle;
+    np_m *midle;
+    int nmidle;
+    _Atomic int32_t nmspinning;
+    int mcount;           /* Ms alive besides m0 */
+    pthread_cond_t mexit; /* signalled when an M thread leaves */
+    np_m *allm;
+    int nprocs;
+    np_p **allp;
+    /* Gs */
+    _Atomic int64_t goidgen;
+    _Atomic int32_t gfreelock;
+    np_g *gfree;
+    _Atomic int32_t allglock;
+    np_g **allg;
+    size_t nallg, capallg;
+    np_g *maing;
+    size_t stack_size;
+    /* the poller (a stub until the netpoller lands): one M at a time blocks in it */
+    _Atomic int64_t lastpoll;  /* 0 while an M is blocked polling */
+    _Atomic int64_t polluntil; /* when that M will wake, 0 = not before woken */
+    np_note pollnote;
+    /* sysmon */
+    pthread_t sysmon;
+    _Atomic uint32_t sysmonwait;
+    np_note sysmonnote;
+    /* lifecycle */
+    _Atomic bool stopping;
+    _Atomic bool running;
+    struct sigaction oldsegv, oldbus;
+} np_sched;
+
+extern np_sched np__sched;
+
+/* The M of the calling thread, NULL outside the runtime's threads. */
+np_m *np__getm(void);
+/* The calling coroutine, or NULL (EPERM is the caller's to report). */
+static inline np_g *np__getg(void)
+{
+    np_m *m = np__getm();
+    return m ? m->curg : NULL;
+}
+
+/* Park the calling coroutine. After it is off its stack, f(g, arg) runs; if f returns
+ * false the coroutine is made runnable again at once. Someone must np__ready it later. */
+void np__park(np_unlockf f, void *arg, int reason);
+/* Make a parked coroutine runnable (on the caller's P, next in line). */
+void np__ready(np_g *g);
+/* The P of the calling thread (caller is a coroutine). */
+static inline np_p *np__curp(void) { return np__getm()->p; }
+/* Ask an idle P to look for work (when one is idle and nobody spins already). */
+void np__wakep(void);
+/* A timer was added at when: make sure someone will wake for it. */
+void np__timer_added(int64_t when);
+/* unlockf helper that releases a spin lock. */
+bool np__unlock_spin(np_g *g, void *lock);
+int64_t np__nanotime(void);
+_Noreturn void np__fatal(const char *msg);
+
+#endif

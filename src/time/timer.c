@@ -1,0 +1,148 @@
+/* Per-P 4-ary timer heap. Entries cache `when` next to the pointer so sifting touches
+ * only the heap array. */
+#include "timer.h"
+#include "../sched/sched.h"
+#include <errno.h>
+#include <stdlib.h>
+
+static void set(np_timers *ts, int32_t i, np_theap_ent e)
+{
+    ts->h[i] = e;
+    e.t->idx = i;
+}
+
+static void siftup(np_timers *ts, int32_t i)
+{
+    np_theap_ent e = ts->h[i];
+    while (i > 0) {
+        int32_t p = (i - 1) / 4;
+        if (ts->h[p].when <= e.when)
+            break;
+        set(ts, i, ts->h[p]);
+        i = p;
+    }
+    set(ts, i, e);
+}
+
+static void siftdown(np_timers *ts, int32_t i)
+{
+    np_theap_ent e = ts->h[i];
+    for (;;) {
+        int32_t c = 4 * i + 1, best = -1;
+        int64_t bw = e.when;
+        for (int32_t k = c; k < c + 4 && k < ts->n; k++)
+            if (ts->h[k].when < bw) {
+                bw = ts->h[k].when;
+                best = k;
+            }
+        if (best < 0)
+            break;
+        set(ts, i, ts->h[best]);
+        i = best;
+    }
+    set(ts, i, e);
+}
+
+static void update_first(np_timers *ts)
+{
+    atomic_store_explicit(&ts->first, ts->n ? ts->h[0].when : 0, memory_order_release);
+}
+
+/* Remove entry i (lock held). */
+static void remove_at(np_timers *ts, int32_t i)
+{
+    np_timer *t = ts->h[i].t;
+    atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+    int32_t last = --ts->n;
+    if (i != last) {
+        set(ts, i, ts->h[last]);
+        if (i > 0 && ts->h[i].when < ts->h[(i - 1) / 4].when)
+            siftup(ts, i);
+        else
+            siftdown(ts, i);
+    }
+    t->idx = -1;
+}
+
+int np_timer_add(struct np_p *p, np_timer *t, int64_t when, np_timer_fn f, void *arg,
+                 uintptr_t seq)
+{
+    np_timers *ts = &p->timers;
+    if (when <= 0)
+        when = 1;
+    np_spin_lock(&ts->lock);
+    if (ts->n == ts->cap) {
+        int32_t nc = ts->cap ? 2 * ts->cap : 64;
+        np_theap_ent *nh = realloc(ts->h, (size_t)nc * sizeof *nh);
+        if (!nh) {
+            np_spin_unlock(&ts->lock);
+            errno = ENOMEM;
+            return -1;
+        }
+        ts->h = nh;
+        ts->cap = nc;
+    }
+    t->when = when;
+    t->f = f;
+    t->arg = arg;
+    t->seq = seq;
+    ts->h[ts->n] = (np_theap_ent){when, t};
+    t->idx = ts->n++;
+    siftup(ts, t->idx);
+    atomic_store_explicit(&t->p, p, memory_order_relaxed);
+    update_first(ts);
+    np_spin_unlock(&ts->lock);
+    return 0;
+}
+
+bool np_timer_del(np_timer *t)
+{
+    for (;;) {
+        struct np_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
+        if (!p)
+            return false;
+        np_timers *ts = &p->timers;
+        np_spin_lock(&ts->lock);
+        if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
+            np_spin_unlock(&ts->lock);
+            continue;
+        }
+        remove_at(ts, t->idx);
+        update_first(ts);
+        np_spin_unlock(&ts->lock);
+        return true;
+    }
+}
+
+int np_timers_run(struct np_p *p, int64_t now)
+{
+    np_timers *ts = &p->timers;
+    int64_t first = np_timers_first(ts);
+    if (first == 0 || first > now)
+        return 0;
+    int ran = 0;
+    np_spin_lock(&ts->lock);
+    while (ts->n > 0 && ts->h[0].when <= now) {
+        np_timer *t = ts->h[0].t;
+        np_timer_fn f = t->f;
+        void *arg = t->arg;
+        uintptr_t seq = t->seq;
+        remove_at(ts, 0);
+        update_first(ts);
+        np_spin_unlock(&ts->lock);
+        f(arg, seq);
+        ran++;
+        np_spin_lock(&ts->lock);
+    }
+    update_first(ts);
+    np_spin_unlock(&ts->lock);
+    return ran;
+}
+
+void np_timers_free(np_timers *ts)
+{
+    free(ts->h);
+    ts->h = NULL;
+    ts->n = ts->cap = 0;
+    atomic_store(&ts->first, 0);
+}
