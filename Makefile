@@ -56,13 +56,13 @@ bench-bin: $(BENCH)
 
 $(B)/obj/%.c.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@echo "  CC $<"; $(CC) $(CFLAGS_ALL) -c $< -o $@
 $(B)/obj/%.S.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@echo "  CC $<"; $(CC) $(CFLAGS_ALL) -c $< -o $@
 $(B)/libnp.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 $(B)/tests/%: tests/%.c $(B)/libnp.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)

@@ -58,6 +58,8 @@ void np_exit(void);
 int np_procs(void);
 
 /* ---- channels -------------------------------------------------------------------- */
+/* Every channel operation must come from a coroutine (EPERM otherwise): with one P the
+ * runtime serializes them without locks. */
 
 typedef struct np_chan np_chan;
 
@@ -76,10 +78,10 @@ int np_chan_send(np_chan *c, const void *elem);
  * channel is closed and drained (*elem zeroed), -1 on error. */
 int np_chan_recv(np_chan *c, void *elem);
 
-/* Non-blocking np_chan_send: -1 with EAGAIN when it would block. Callable from any thread. */
+/* Non-blocking np_chan_send: -1 with EAGAIN when it would block. */
 int np_chan_trysend(np_chan *c, const void *elem);
 
-/* Non-blocking np_chan_recv: -1 with EAGAIN when it would block. Callable from any thread. */
+/* Non-blocking np_chan_recv: -1 with EAGAIN when it would block. */
 int np_chan_tryrecv(np_chan *c, void *elem);
 
 /* Close: wakes every blocked receiver (they get 0) and sender (they get EPIPE).

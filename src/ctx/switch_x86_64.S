@@ -14,11 +14,15 @@ np_ctx_switch:
         subq    $8, %rsp
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
+        movl    (%rsp), %eax            /* same-size reloads: store-forwarded */
+        movzwl  4(%rsp), %edx
         movq    %rsp, (%rdi)
         movq    (%rsi), %rsp
-        ldmxcsr (%rsp)
-        fldcw   4(%rsp)
-        addq    $8, %rsp
+        cmpl    (%rsp), %eax            /* reload FP control only when it differs */
+        jne     2f
+        cmpw    4(%rsp), %dx
+        jne     2f
+1:      addq    $8, %rsp
         popq    %r15
         popq    %r14
         popq    %r13
@@ -26,6 +30,9 @@ np_ctx_switch:
         popq    %rbx
         popq    %rbp
         ret
+2:      ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        jmp     1b
         .size   np_ctx_switch, .-np_ctx_switch
 
 /* First frame of a new context: rbx = arg, r12 = entry (set by np_ctx_make). */

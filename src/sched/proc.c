@@ -13,7 +13,7 @@
 void np__setm(np_m *m);
 void np__schedule(np_m *m);
 void np__m_init_fiber(np_m *m);
-void np__g_free(np_g *g);
+void np__g_free_all(void);
 np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack);
 bool np__retake(np_p *p, int64_t now, int64_t *since);
 
@@ -210,9 +210,7 @@ static size_t env_stack(void)
 
 static void teardown(void)
 {
-    for (size_t i = 0; i < np__sched.nallg; i++)
-        np__g_free(np__sched.allg[i]);
-    free(np__sched.allg);
+    np__g_free_all();
     for (int i = 0; i < np__sched.nprocs; i++) {
         np_timers_free(&np__sched.allp[i]->timers);
         free(np__sched.allp[i]);

@@ -22,6 +22,22 @@ static bool runqputslow(np_p *p, np_g *g, uint32_t h, uint32_t t)
 
 void np__runqput(np_p *p, np_g *g, bool next)
 {
+    if (np__solo()) {
+        if (next) {
+            np_g *old = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+            atomic_store_explicit(&p->runnext, g, memory_order_relaxed);
+            if (!old)
+                return;
+            g = old;
+        }
+        uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+        if (t - h < NP_RUNQ) {
+            atomic_store_explicit(&p->runq[t % NP_RUNQ], g, memory_order_relaxed);
+            atomic_store_explicit(&p->runqtail, t + 1, memory_order_relaxed);
+            return;
+        }
+    }
     if (next) {
         np_g *old = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
         if (!old)
@@ -41,8 +57,29 @@ void np__runqput(np_p *p, np_g *g, bool next)
     }
 }
 
+static np_g *runqget_solo(np_p *p)
+{
+    np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+    if (next && (p->inherit < 64 || h == t)) {
+        atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
+        p->inherit++;
+        return next;
+    }
+    if (h != t) {
+        np_g *g = atomic_load_explicit(&p->runq[h % NP_RUNQ], memory_order_relaxed);
+        atomic_store_explicit(&p->runqhead, h + 1, memory_order_relaxed);
+        p->inherit = 0;
+        return g;
+    }
+    return NULL;
+}
+
 np_g *np__runqget(np_p *p)
 {
+    if (np__solo())
+        return runqget_solo(p);
     np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
     /* A chain of coroutines waking each other through runnext may not starve the ring. */
     if (next && (p->inherit < 64 || np__runqempty(p))) {

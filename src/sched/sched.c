@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef NP_ASAN
@@ -25,10 +26,12 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 np_sched np__sched;
-static _Thread_local np_m *tls_m;
+_Thread_local np_m *np__tls_m __attribute__((tls_model("initial-exec")));
 
-__attribute__((noinline)) np_m *np__getm(void) { return tls_m; }
-void np__setm(np_m *m) { tls_m = m; }
+#if !defined(__x86_64__)
+__attribute__((noinline)) np_m *np__getm(void) { return np__tls_m; }
+#endif
+void np__setm(np_m *m) { np__tls_m = m; }
 
 int64_t np__nanotime(void)
 {
@@ -90,11 +93,9 @@ static inline void prepare(np_m *m, np_g *g)
 
 static void gfput(np_p *p, np_g *g);
 
-void np__after_switch(np_m *m)
+static void after_switch_slow(np_m *m)
 {
     int a = m->after;
-    if (a == AFTER_NONE)
-        return;
     np_g *g = m->after_g;
     m->after = AFTER_NONE;
     switch (a) {
@@ -105,8 +106,9 @@ void np__after_switch(np_m *m)
         }
         break;
     case AFTER_YIELD:
+    case AFTER_SPAWN:
         atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-        np__runqput(m->p, g, false);
+        np__runqput(m->p, g, a == AFTER_SPAWN);
         break;
     case AFTER_EXIT:
         gfput(m->p, g);
@@ -116,7 +118,15 @@ void np__after_switch(np_m *m)
 
 /* The next coroutine of p without looking beyond p (and, for fairness, the global
  * queue every 61st time). */
-static np_g *runq_local(np_p *p)
+static inline void after_switch(np_m *m)
+{
+    if (m->after != AFTER_NONE)
+        after_switch_slow(m);
+}
+
+void np__after_switch(np_m *m) { after_switch(m); }
+
+static inline __attribute__((always_inline)) np_g *runq_local(np_p *p)
 {
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
@@ -132,7 +142,7 @@ static np_g *runq_local(np_p *p)
 
 /* Leave g (whose fate is in m->after) for the next coroutine of this P, or for the
  * scheduler loop. Returns when g is resumed. */
-static void switch_out(np_m *m, np_g *g)
+static inline __attribute__((always_inline)) void switch_out(np_m *m, np_g *g)
 {
     if (__builtin_expect(g->stack.canary, 0) && !np_stack_canary_ok(&g->stack))
         np__fatal("coroutine stack overflow");
@@ -146,7 +156,7 @@ static void switch_out(np_m *m, np_g *g)
         m->curg = NULL;
     }
     gswitch(m, g, next, m->after == AFTER_EXIT);
-    np__after_switch(g->m);
+    after_switch(g->m);
 }
 
 void np__park(np_unlockf f, void *arg, int reason)
@@ -164,12 +174,20 @@ void np__park(np_unlockf f, void *arg, int reason)
 
 void np__ready(np_g *g)
 {
+    np_m *m = np__getm();
+    if (np__solo() && m && m->p) {
+        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
+            np__fatal("ready of a coroutine that is not waiting");
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+        g->waitreason = W_NONE;
+        np__runqput(m->p, g, true);
+        return;
+    }
     uint32_t st = G_WAITING;
     if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
                                                  memory_order_acq_rel, memory_order_relaxed))
         np__fatal("ready of a coroutine that is not waiting");
     g->waitreason = W_NONE;
-    np_m *m = np__getm();
     if (m && m->p) {
         np__runqput(m->p, g, true);
     } else {
@@ -218,6 +236,43 @@ static void allg_add(np_g *g)
     np_spin_unlock(&np__sched.allglock);
 }
 
+/* G structs live as long as the runtime, carved from 2 MiB chunks that may be backed
+ * by transparent huge pages (spawning a million coroutines then costs a few hundred
+ * page faults instead of a hundred thousand). */
+#define GCHUNK (2u << 20)
+static np_g *galloc(void)
+{
+    size_t sz = (sizeof(np_g) + 63) & ~(size_t)63;
+    np_spin_lock(&np__sched.allglock);
+    if (np__sched.garena_end - np__sched.garena < (ptrdiff_t)sz) {
+        char *c = mmap(NULL, 2 * GCHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c == MAP_FAILED) {
+            np_spin_unlock(&np__sched.allglock);
+            return NULL;
+        }
+        char *a = (char *)(((uintptr_t)c + GCHUNK - 1) & ~(uintptr_t)(GCHUNK - 1));
+        if (a > c)
+            munmap(c, (size_t)(a - c));
+        if (a + GCHUNK < c + 2 * GCHUNK)
+            munmap(a + GCHUNK, (size_t)(c + 2 * GCHUNK - (a + GCHUNK)));
+        madvise(a, GCHUNK, MADV_HUGEPAGE);
+        void **nc = realloc(np__sched.gchunks, (np__sched.ngchunks + 1) * sizeof *nc);
+        if (!nc) {
+            munmap(a, GCHUNK);
+            np_spin_unlock(&np__sched.allglock);
+            return NULL;
+        }
+        np__sched.gchunks = nc;
+        nc[np__sched.ngchunks++] = a;
+        np__sched.garena = a;
+        np__sched.garena_end = a + GCHUNK;
+    }
+    np_g *g = (np_g *)np__sched.garena;
+    np__sched.garena += sz;
+    np_spin_unlock(&np__sched.allglock);
+    return g;
+}
+
 static np_g *gfget(np_p *p)
 {
     if (!p->gfree && np__sched.gfree) {
@@ -237,7 +292,7 @@ static np_g *gfget(np_p *p)
         p->ngfree--;
         return g;
     }
-    g = calloc(1, sizeof *g);
+    g = galloc();
     if (!g)
         return NULL;
 #ifdef NP_TSAN
@@ -304,6 +359,17 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
     if (!g)
         return -1;
     int64_t id = g->id;
+    if (np__solo()) {
+        /* One P: run the child at once, the parent next. A spawning loop then never
+         * piles up coroutines that wait for a first run (and their memory). */
+        np_g *parent = m->curg;
+        m->after = AFTER_SPAWN;
+        m->after_g = parent;
+        prepare(m, g);
+        gswitch(m, parent, g, false);
+        after_switch(parent->m);
+        return id;
+    }
     np__runqput(m->p, g, true);
     np__wakep();
     return id;
@@ -690,12 +756,16 @@ void np__m_init_fiber(np_m *m)
 #endif
 }
 
-void np__g_free(np_g *g)
+void np__g_free_all(void)
 {
 #ifdef NP_TSAN
-    __tsan_destroy_fiber(g->tsan_fiber);
+    for (size_t i = 0; i < np__sched.nallg; i++)
+        __tsan_destroy_fiber(np__sched.allg[i]->tsan_fiber);
 #endif
-    free(g);
+    free(np__sched.allg);
+    for (size_t i = 0; i < np__sched.ngchunks; i++)
+        munmap(np__sched.gchunks[i], GCHUNK);
+    free(np__sched.gchunks);
 }
 
 /* Sysmon's per-period look at one P: a runnext stuck behind a coroutine that has run
@@ -703,6 +773,8 @@ void np__g_free(np_g *g)
  * moved one. */
 bool np__retake(np_p *p, int64_t now, int64_t *since)
 {
+    if (np__solo())
+        return false; /* nobody else could run it anyway */
     uint32_t t = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
     if (t != p->sysmontick) {
         p->sysmontick = t;

@@ -84,7 +84,7 @@ struct np_p {
     np_timers timers;
 };
 
-enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_EXIT };
+enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_SPAWN, AFTER_EXIT };
 
 typedef bool (*np_unlockf)(np_g *g, void *arg);
 
@@ -136,6 +136,9 @@ typedef struct np_sched {
     _Atomic int32_t allglock;
     np_g **allg;
     size_t nallg, capallg;
+    char *garena, *garena_end; /* G structs are carved from hugepage chunks */
+    void **gchunks;
+    size_t ngchunks;
     np_g *maing;
     size_t stack_size;
     /* the poller (a stub until the netpoller lands): one M at a time blocks in it */
@@ -154,8 +157,20 @@ typedef struct np_sched {
 
 extern np_sched np__sched;
 
-/* The M of the calling thread, NULL outside the runtime's threads. */
+/* One P: only the thread holding it runs coroutines, so run queues, coroutine states
+ * and channel locks need no atomic read-modify-write (nprocs is fixed while running). */
+static inline bool np__solo(void) { return np__sched.nprocs == 1; }
+
+/* The M of the calling thread, NULL outside the runtime's threads. A coroutine may
+ * resume on another thread: after a park, code uses g->m, never a TLS value read
+ * before it. On x86_64 the TLS slot is addressed through %fs on every access, so an
+ * inline read is safe; elsewhere the read stays behind a call. */
+#if defined(__x86_64__)
+extern _Thread_local np_m *np__tls_m __attribute__((tls_model("initial-exec")));
+static inline np_m *np__getm(void) { return np__tls_m; }
+#else
 np_m *np__getm(void);
+#endif
 /* The calling coroutine, or NULL (EPERM is the caller's to report). */
 static inline np_g *np__getg(void)
 {

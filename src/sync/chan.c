@@ -53,7 +53,7 @@ static inline char *slot(np_chan *c, size_t i) { return c->buf + i * c->esize; }
 
 void np__buf_put(np_chan *c, const void *elem)
 {
-    memcpy(slot(c, c->sendx), elem, c->esize);
+    np__ecopy(slot(c, c->sendx), elem, c->esize);
     if (++c->sendx == c->cap)
         c->sendx = 0;
     c->count++;
@@ -62,7 +62,7 @@ void np__buf_put(np_chan *c, const void *elem)
 void np__buf_take(np_chan *c, void *elem)
 {
     if (elem)
-        memcpy(elem, slot(c, c->recvx), c->esize);
+        np__ecopy(elem, slot(c, c->recvx), c->esize);
     if (++c->recvx == c->cap)
         c->recvx = 0;
     c->count--;
@@ -71,7 +71,7 @@ void np__buf_take(np_chan *c, void *elem)
 np_g *np__send_to(np_chan *c, np_sudog *sg, const void *elem)
 {
     if (sg->elem)
-        memcpy(sg->elem, elem, c->esize);
+        np__ecopy(sg->elem, elem, c->esize);
     sg->success = true;
     sg->g->param = sg;
     return sg->g;
@@ -81,12 +81,12 @@ np_g *np__recv_from(np_chan *c, np_sudog *sg, void *elem)
 {
     if (c->cap == 0) {
         if (elem)
-            memcpy(elem, sg->elem, c->esize);
+            np__ecopy(elem, sg->elem, c->esize);
     } else {
         /* Buffer full: take its head, the sender's value goes to the tail. */
         if (elem)
-            memcpy(elem, slot(c, c->recvx), c->esize);
-        memcpy(slot(c, c->recvx), sg->elem, c->esize);
+            np__ecopy(elem, slot(c, c->recvx), c->esize);
+        np__ecopy(slot(c, c->recvx), sg->elem, c->esize);
         if (++c->recvx == c->cap)
             c->recvx = 0;
         c->sendx = c->recvx;
@@ -118,9 +118,9 @@ int np_chan_free(np_chan *c)
 {
     if (!c)
         return 0;
-    np_spin_lock(&c->lock);
+    np__chan_lock(c);
     bool busy = c->recvq.first || c->sendq.first;
-    np_spin_unlock(&c->lock);
+    np__chan_unlock(c);
     if (busy) {
         errno = EBUSY;
         return -1;
@@ -130,43 +130,49 @@ int np_chan_free(np_chan *c)
     return 0;
 }
 
-static int chan_send(np_chan *c, const void *elem, bool block)
+static bool chan_unlockf(np_g *g, void *c)
+{
+    np__chan_unlock(c);
+    return true;
+}
+
+static inline __attribute__((always_inline)) int chan_send(np_chan *c, const void *elem, bool block)
 {
     if (!c || !elem) {
         errno = EINVAL;
         return -1;
     }
-    np_g *self = block ? np__getg() : NULL;
-    if (block && !self) {
+    np_g *self = np__getg();
+    if (!self) {
         errno = EPERM;
         return -1;
     }
-    np_spin_lock(&c->lock);
+    np__chan_lock(c);
     if (c->closed) {
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         errno = EPIPE;
         return -1;
     }
     np_sudog *sg = np__dequeue(&c->recvq);
     if (sg) {
         np_g *g = np__send_to(c, sg, elem);
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         np__ready(g);
         return 0;
     }
     if (c->count < c->cap) {
         np__buf_put(c, elem);
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         return 0;
     }
     if (!block) {
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         errno = EAGAIN;
         return -1;
     }
     np_sudog me = {.g = self, .elem = (void *)elem, .c = c};
     np__enqueue(&c->sendq, &me);
-    np__park(np__unlock_spin, &c->lock, W_CHAN_SEND);
+    np__park(np__solo() ? NULL : chan_unlockf, c, W_CHAN_SEND);
     if (!me.success) {
         errno = EPIPE;
         return -1;
@@ -174,44 +180,44 @@ static int chan_send(np_chan *c, const void *elem, bool block)
     return 0;
 }
 
-static int chan_recv(np_chan *c, void *elem, bool block)
+static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *elem, bool block)
 {
     if (!c) {
         errno = EINVAL;
         return -1;
     }
-    np_g *self = block ? np__getg() : NULL;
-    if (block && !self) {
+    np_g *self = np__getg();
+    if (!self) {
         errno = EPERM;
         return -1;
     }
-    np_spin_lock(&c->lock);
+    np__chan_lock(c);
     np_sudog *sg = np__dequeue(&c->sendq);
     if (sg) {
         np_g *g = np__recv_from(c, sg, elem);
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         np__ready(g);
         return 1;
     }
     if (c->count > 0) {
         np__buf_take(c, elem);
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         return 1;
     }
     if (c->closed) {
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         if (elem)
             memset(elem, 0, c->esize);
         return 0;
     }
     if (!block) {
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         errno = EAGAIN;
         return -1;
     }
     np_sudog me = {.g = self, .elem = elem, .c = c};
     np__enqueue(&c->recvq, &me);
-    np__park(np__unlock_spin, &c->lock, W_CHAN_RECV);
+    np__park(np__solo() ? NULL : chan_unlockf, c, W_CHAN_RECV);
     return me.success ? 1 : 0;
 }
 
@@ -226,9 +232,9 @@ int np_chan_close(np_chan *c)
         errno = EINVAL;
         return -1;
     }
-    np_spin_lock(&c->lock);
+    np__chan_lock(c);
     if (c->closed) {
-        np_spin_unlock(&c->lock);
+        np__chan_unlock(c);
         errno = EPIPE;
         return -1;
     }
@@ -248,7 +254,7 @@ int np_chan_close(np_chan *c)
         sg->next = list;
         list = sg;
     }
-    np_spin_unlock(&c->lock);
+    np__chan_unlock(c);
     while (list) {
         sg = list;
         list = sg->next;
@@ -259,9 +265,9 @@ int np_chan_close(np_chan *c)
 
 size_t np_chan_len(np_chan *c)
 {
-    np_spin_lock(&c->lock);
+    np__chan_lock(c);
     size_t n = c->count;
-    np_spin_unlock(&c->lock);
+    np__chan_unlock(c);
     return n;
 }
 

@@ -2,6 +2,7 @@
 #ifndef NP_CHAN_H
 #define NP_CHAN_H
 #include "../sched/sched.h"
+#include <string.h>
 
 typedef struct np_sudog {
     np_g *g;
@@ -23,6 +24,30 @@ struct np_chan {
     np_waitq recvq, sendq;
     char *buf;
 };
+
+/* Channel operations come from coroutines only; with one P they are serialized by it. */
+static inline void np__chan_lock(np_chan *c)
+{
+    if (!np__solo())
+        np_spin_lock(&c->lock);
+}
+static inline void np__chan_unlock(np_chan *c)
+{
+    if (!np__solo())
+        np_spin_unlock(&c->lock);
+}
+
+/* Element copy with the common sizes inlined. */
+static inline void np__ecopy(void *d, const void *s, size_t n)
+{
+    switch (n) {
+    case 1: memcpy(d, s, 1); return;
+    case 4: memcpy(d, s, 4); return;
+    case 8: memcpy(d, s, 8); return;
+    case 16: memcpy(d, s, 16); return;
+    default: memcpy(d, s, n);
+    }
+}
 
 void np__enqueue(np_waitq *q, np_sudog *sg);
 void np__unlink(np_waitq *q, np_sudog *sg);

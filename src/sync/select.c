@@ -19,14 +19,14 @@ static void lockall(np_case *cs, uint16_t *lo, int n)
 {
     for (int i = 0; i < n; i++)
         if (i == 0 || cs[lo[i]].chan != cs[lo[i - 1]].chan)
-            np_spin_lock(&cs[lo[i]].chan->lock);
+            np__chan_lock(cs[lo[i]].chan);
 }
 
 static void unlockall(np_case *cs, uint16_t *lo, int n)
 {
     for (int i = n - 1; i >= 0; i--)
         if (i == 0 || cs[lo[i]].chan != cs[lo[i - 1]].chan)
-            np_spin_unlock(&cs[lo[i]].chan->lock);
+            np__chan_unlock(cs[lo[i]].chan);
 }
 
 static void select_fire(void *arg, uintptr_t tok)
@@ -58,7 +58,7 @@ int np_select(np_case *cases, int n, int64_t timeout)
     }
     np_m *m = np__getm();
     np_g *self = m ? m->curg : NULL;
-    if (!self && timeout != 0) {
+    if (!self) {
         errno = EPERM;
         return -1;
     }
