@@ -42,7 +42,7 @@ else
 CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
-LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c)
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c)
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 BENCH := $(B)/bin/np-bench-runtime

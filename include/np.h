@@ -3,6 +3,11 @@
  * Errors follow the C library convention: a function that fails returns -1 (or NULL)
  * and sets errno. Calls that may block must be made from inside a coroutine; made
  * from any other thread they fail with EPERM.
+ *
+ * errno is per thread and, with NP_PROCS > 1, a coroutine may resume on another thread
+ * after any call that can block. np sets errno on the thread the call returns on, so
+ * read errno right after the failing call; do not keep its value or address across
+ * another blocking np call (compilers may cache errno's address within a function).
  */
 #ifndef NP_H
 #define NP_H
@@ -145,6 +150,53 @@ int np_wg_done(np_wg *wg);
 
 /* Block until the counter is zero; returns 0, or -1/EPERM outside a coroutine. */
 int np_wg_wait(np_wg *wg);
+
+/* ---- file descriptors ------------------------------------------------------------------
+ * A descriptor used with np_read/np_write must first be registered with np_fd_open.
+ * Sockets, pipes, ttys, eventfds and the like are set non-blocking and polled: a call
+ * that would block parks the coroutine instead. Regular files cannot be polled: their
+ * reads and writes run directly and block the thread (see np_blocking, issue 5).
+ * Errors: EBADF when the descriptor is not registered or was closed with np_close
+ * (also for calls blocked in it at that moment), ETIMEDOUT when a deadline passed. */
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Register fd with the runtime (sets O_NONBLOCK on pollable ones). 0, or -1/errno
+ * (EEXIST if registered already, EPERM when no runtime is running). */
+int np_fd_open(int fd);
+
+/* Read up to len bytes; parks until some are available. Returns the count (0 at end
+ * of file), or -1/errno. Concurrent readers of one fd take turns. */
+ssize_t np_read(int fd, void *buf, size_t len);
+
+/* Write all len bytes (parking while the fd is full). Returns len, or -1/errno, in
+ * which case part of the data may have been written. Concurrent writers take turns. */
+ssize_t np_write(int fd, const void *buf, size_t len);
+
+/* readv(2) counterpart of np_read. */
+ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt);
+
+/* writev(2) counterpart of np_write: writes everything or fails. */
+ssize_t np_writev(int fd, const struct iovec *iov, int iovcnt);
+
+/* Deregister and close fd. Coroutines blocked on it wake with EBADF; the call waits
+ * until they have left, so the number is not reused under them. Returns close(2)'s. */
+int np_close(int fd);
+
+/* Read and write deadline at absolute time abs_ns (np_now clock); 0 clears, a time
+ * already passed fails pending and later calls with ETIMEDOUT. Applies at once to
+ * calls blocked now. -1/EBADF if fd is not registered, ENOTSUP for regular files. */
+int np_set_deadline(int fd, int64_t abs_ns);
+
+/* Deadline for reads only (as np_set_deadline). */
+int np_set_read_deadline(int fd, int64_t abs_ns);
+
+/* Deadline for writes only (as np_set_deadline). */
+int np_set_write_deadline(int fd, int64_t abs_ns);
+
+/* Name of the poller in use ("epoll", "poll", "select"; chosen by NP_POLLER), or
+ * "none" when no runtime is running. */
+const char *np_poller_name(void);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,4 @@
-/* What the scheduler needs from the network poller. Until a poller back end is
- * initialised, "polling" is just the idle M's timed sleep, and breaking it a wake-up. */
+/* What the scheduler needs from the network poller (src/netpoll/netpoll.c). */
 #ifndef NP_POLL_H
 #define NP_POLL_H
 #include "sched.h"

@@ -3,6 +3,7 @@
 #include "sched.h"
 #include "poll.h"
 #include "runq.h"
+#include "../netpoll/netpoll.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -163,6 +164,16 @@ static void *sysmon(void *arg)
         }
         int64_t now = np__nanotime();
         bool did = false;
+        /* Poll the network if nobody has for 10 ms (every P busy running). */
+        int64_t lp = atomic_load(&np__sched.lastpoll);
+        if (np__netpoll_waiters() && lp != 0 && now - lp > 10000000 &&
+            atomic_compare_exchange_strong(&np__sched.lastpoll, &lp, now)) {
+            np_g *list = np__netpoll(0);
+            if (list) {
+                np__inject(list);
+                did = true;
+            }
+        }
         for (int i = 0; i < np__sched.nprocs; i++)
             did |= np__retake(np__sched.allp[i], now, &since[i]);
         if (did)
@@ -208,6 +219,8 @@ static size_t env_stack(void)
     return (size_t)v;
 }
 
+void np__fd_fini(void);
+
 static void teardown(void)
 {
     np__g_free_all();
@@ -221,6 +234,8 @@ static void teardown(void)
         free(m);
     }
     np_stack_fini();
+    np__netpoll_fini();
+    np__fd_fini();
     pthread_mutex_destroy(&np__sched.lock);
     pthread_cond_destroy(&np__sched.mexit);
 }
@@ -239,6 +254,12 @@ int np_run(np_fn main_fn, void *arg)
     np_sched *s = &np__sched;
     memset((char *)s, 0, offsetof(np_sched, running));
     atomic_store(&s->stopping, false);
+    if (np__netpoll_init() != 0) {
+        int e = errno;
+        atomic_store(&s->running, false);
+        errno = e;
+        return -1;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->mexit, NULL);
     s->nprocs = env_procs();

@@ -141,10 +141,9 @@ typedef struct np_sched {
     size_t ngchunks;
     np_g *maing;
     size_t stack_size;
-    /* the poller (a stub until the netpoller lands): one M at a time blocks in it */
-    _Atomic int64_t lastpoll;  /* 0 while an M is blocked polling */
+    /* the netpoller: one M at a time blocks in it */
+    _Atomic int64_t lastpoll;  /* when last polled; 0 while an M is blocked polling */
     _Atomic int64_t polluntil; /* when that M will wake, 0 = not before woken */
-    np_note pollnote;
     /* sysmon */
     pthread_t sysmon;
     _Atomic uint32_t sysmonwait;
@@ -192,6 +191,9 @@ void np__timer_added(int64_t when);
 /* unlockf helper that releases a spin lock. */
 bool np__unlock_spin(np_g *g, void *lock);
 int64_t np__nanotime(void);
+/* errno after a possible park (see os/errno.c). */
+int np__errno(void);
+void np__seterrno(int e);
 _Noreturn void np__fatal(const char *msg);
 
 #endif

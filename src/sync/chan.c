@@ -174,7 +174,7 @@ static inline __attribute__((always_inline)) int chan_send(np_chan *c, const voi
     np__enqueue(&c->sendq, &me);
     np__park(np__solo() ? NULL : chan_unlockf, c, W_CHAN_SEND);
     if (!me.success) {
-        errno = EPIPE;
+        np__seterrno(EPIPE);
         return -1;
     }
     return 0;

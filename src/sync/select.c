@@ -103,7 +103,7 @@ int np_select(np_case *cases, int n, int64_t timeout)
             np__fatal("empty select resumed");
         }
         np_sleep(timeout);
-        errno = ETIMEDOUT;
+        np__seterrno(ETIMEDOUT);
         return -1;
     }
 
@@ -188,7 +188,7 @@ int np_select(np_case *cases, int n, int64_t timeout)
     }
     unlockall(cases, lock, np);
     if (!won) {
-        errno = ETIMEDOUT;
+        np__seterrno(ETIMEDOUT);
         return -1;
     }
     np_case *cs = &cases[won->caseidx];
@@ -198,7 +198,7 @@ int np_select(np_case *cases, int n, int64_t timeout)
     }
     if (!won->success) {
         cs->ok = -1;
-        errno = EPIPE;
+        np__seterrno(EPIPE);
         return -1;
     }
     cs->ok = 1;

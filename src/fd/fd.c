@@ -1,0 +1,355 @@
+/* The fd layer: a table from descriptor numbers to their poll descriptors, reference
+ * counts that keep a number from being closed (and reused) under an operation in
+ * flight, per-direction turn-taking, and the read/write loops that park on EAGAIN. */
+#include "../netpoll/netpoll.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CHUNK 1024
+#define NCHUNKS 4096 /* descriptors up to 4M */
+#define OPEN 0x80000000u
+#define REFS 0x7fffffffu
+
+typedef struct np_fdent {
+    _Atomic uint32_t state; /* OPEN bit and count of operations in flight */
+    np_pd *pd;              /* NULL: not pollable (regular file), operations block */
+    np_mutex rmu, wmu;      /* readers take turns, writers take turns */
+    _Atomic int32_t lk;
+    np_g *closer;           /* np_close waiting for the operations to leave */
+} np_fdent;
+
+/* Entries are never freed while the runtime runs: a lookup racing a close is safe. */
+static struct {
+    np_fdent *_Atomic chunks[NCHUNKS];
+    _Atomic int32_t lock;
+} tab_;
+
+static np_fdent *ent(int fd, bool create)
+{
+    if (fd < 0 || fd / CHUNK >= NCHUNKS)
+        return NULL;
+    np_fdent *c = atomic_load_explicit(&tab_.chunks[fd / CHUNK], memory_order_acquire);
+    if (!c && create) {
+        np_spin_lock(&tab_.lock);
+        c = atomic_load(&tab_.chunks[fd / CHUNK]);
+        if (!c) {
+            c = calloc(CHUNK, sizeof *c);
+            atomic_store_explicit(&tab_.chunks[fd / CHUNK], c, memory_order_release);
+        }
+        np_spin_unlock(&tab_.lock);
+    }
+    return c ? &c[fd % CHUNK] : NULL;
+}
+
+void np__fd_fini(void)
+{
+    for (int i = 0; i < NCHUNKS; i++) {
+        free(atomic_load(&tab_.chunks[i]));
+        atomic_store(&tab_.chunks[i], NULL);
+    }
+}
+
+/* Take a reference for an operation; NULL (errno EBADF) if fd is not open. */
+static np_fdent *acquire(int fd)
+{
+    np_fdent *e = ent(fd, false);
+    if (e) {
+        uint32_t s = atomic_load(&e->state);
+        while (s & OPEN)
+            if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+                return e;
+    }
+    errno = EBADF;
+    return NULL;
+}
+
+static void release(np_fdent *e)
+{
+    uint32_t s = atomic_fetch_sub(&e->state, 1) - 1;
+    if (s == 0) { /* closed, and we were the last one in */
+        np_spin_lock(&e->lk);
+        np_g *g = e->closer;
+        e->closer = NULL;
+        np_spin_unlock(&e->lk);
+        if (g)
+            np__ready(g);
+    }
+}
+
+static ssize_t pderr(int err)
+{
+    return -(err == PD_ECLOSING ? EBADF : err == PD_ETIMEOUT ? ETIMEDOUT : EIO);
+}
+
+/* Results inside the layer are counts or -errno; errno is set once, at the end. */
+static ssize_t ret(ssize_t r)
+{
+    if (r >= 0)
+        return r;
+    np__seterrno((int)-r);
+    return -1;
+}
+
+int np_fd_open(int fd)
+{
+    if (!atomic_load(&np__sched.running)) {
+        errno = EPERM;
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1;
+    np_fdent *e = ent(fd, true);
+    if (!e) {
+        errno = fd < 0 ? EBADF : ENOMEM;
+        return -1;
+    }
+    np_spin_lock(&e->lk);
+    if (atomic_load(&e->state) != 0) { /* open, or a close still draining */
+        np_spin_unlock(&e->lk);
+        errno = EEXIST;
+        return -1;
+    }
+    e->pd = NULL;
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+            np_spin_unlock(&e->lk);
+            return -1;
+        }
+        int err = 0;
+        e->pd = np__pd_open(fd, &err);
+        if (!e->pd && err != EPERM) { /* EPERM: the poller can't watch it; block instead */
+            fcntl(fd, F_SETFL, fl);
+            np_spin_unlock(&e->lk);
+            errno = err;
+            return -1;
+        }
+        if (!e->pd)
+            fcntl(fd, F_SETFL, fl);
+    }
+    atomic_store(&e->state, OPEN);
+    np_spin_unlock(&e->lk);
+    return 0;
+}
+
+/* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
+ * -errno (errno is read out of line: the loop may have moved to another thread). */
+static ssize_t io_loop(int fd, np_fdent *e, int mode, ssize_t (*op)(int, void *), void *arg)
+{
+    if (e->pd) {
+        int err = np__pd_reset(e->pd, mode);
+        if (err)
+            return pderr(err);
+    }
+    for (;;) {
+        ssize_t r = op(fd, arg);
+        if (r >= 0)
+            return r;
+        int en = np__errno();
+        if (en == EINTR)
+            continue;
+        if ((en != EAGAIN && en != EWOULDBLOCK) || !e->pd)
+            return -en;
+        int err = np__pd_wait(e->pd, mode);
+        if (err)
+            return pderr(err);
+    }
+}
+
+static np_fdent *begin(int fd, np_mutex *(*which)(np_fdent *))
+{
+    np_fdent *e = acquire(fd);
+    if (!e)
+        return NULL;
+    if (np_mutex_lock(which(e)) != 0) {
+        release(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void end(np_fdent *e, np_mutex *mu)
+{
+    np_mutex_unlock(mu);
+    release(e);
+}
+
+static np_mutex *rmu(np_fdent *e) { return &e->rmu; }
+static np_mutex *wmu(np_fdent *e) { return &e->wmu; }
+
+struct rw { void *buf; size_t len; };
+static ssize_t op_read(int fd, void *a)
+{
+    struct rw *x = a;
+    return read(fd, x->buf, x->len);
+}
+
+ssize_t np_read(int fd, void *buf, size_t len)
+{
+    np_fdent *e = begin(fd, rmu);
+    if (!e)
+        return -1;
+    struct rw x = {buf, len};
+    ssize_t r = io_loop(fd, e, PD_R, op_read, &x);
+    end(e, &e->rmu);
+    return ret(r);
+}
+
+struct rv { const struct iovec *iov; int cnt; };
+static ssize_t op_readv(int fd, void *a)
+{
+    struct rv *x = a;
+    return readv(fd, x->iov, x->cnt);
+}
+
+ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    np_fdent *e = begin(fd, rmu);
+    if (!e)
+        return -1;
+    struct rv x = {iov, iovcnt};
+    ssize_t r = io_loop(fd, e, PD_R, op_readv, &x);
+    end(e, &e->rmu);
+    return ret(r);
+}
+
+/* Writes go on until everything is out: the iovec array is consumed in place. */
+struct wv { struct iovec *iov; int cnt; };
+static ssize_t op_writev(int fd, void *a)
+{
+    struct wv *x = a;
+    return x->cnt == 1 ? write(fd, x->iov[0].iov_base, x->iov[0].iov_len)
+                       : writev(fd, x->iov, x->cnt);
+}
+
+static ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
+{
+    size_t done = 0;
+    struct wv x = {iov, cnt};
+    while (x.cnt > 0 && x.iov[0].iov_len == 0) {
+        x.iov++;
+        x.cnt--;
+    }
+    while (x.cnt > 0) {
+        ssize_t w = io_loop(fd, e, PD_W, op_writev, &x);
+        if (w < 0)
+            return w;
+        done += (size_t)w;
+        while (x.cnt > 0 && (size_t)w >= x.iov[0].iov_len) {
+            w -= (ssize_t)x.iov[0].iov_len;
+            x.iov++;
+            x.cnt--;
+        }
+        if (x.cnt > 0) {
+            x.iov[0].iov_base = (char *)x.iov[0].iov_base + w;
+            x.iov[0].iov_len -= (size_t)w;
+        }
+    }
+    return (ssize_t)done;
+}
+
+ssize_t np_write(int fd, const void *buf, size_t len)
+{
+    np_fdent *e = begin(fd, wmu);
+    if (!e)
+        return -1;
+    struct iovec v = {(void *)buf, len};
+    ssize_t r = len ? write_all(fd, e, &v, 1) : 0;
+    end(e, &e->wmu);
+    return ret(r);
+}
+
+ssize_t np_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec *copy = malloc((size_t)(iovcnt ? iovcnt : 1) * sizeof *copy);
+    if (!copy)
+        return -1;
+    memcpy(copy, iov, (size_t)iovcnt * sizeof *copy);
+    np_fdent *e = begin(fd, wmu);
+    if (!e) {
+        free(copy);
+        return -1;
+    }
+    ssize_t r = write_all(fd, e, copy, iovcnt);
+    end(e, &e->wmu);
+    free(copy);
+    return ret(r);
+}
+
+static bool close_wait(np_g *g, void *lk)
+{
+    (void)g;
+    np_spin_unlock(lk);
+    return true;
+}
+
+int np_close(int fd)
+{
+    np_g *self = np__getg();
+    if (!self) {
+        errno = EPERM;
+        return -1;
+    }
+    np_fdent *e = ent(fd, false);
+    uint32_t s = e ? atomic_load(&e->state) : 0;
+    while (s & OPEN)
+        if (atomic_compare_exchange_weak(&e->state, &s, (s & ~OPEN) + 1))
+            break; /* closed; and we hold a reference until the end */
+    if (!(s & OPEN)) {
+        errno = EBADF;
+        return -1;
+    }
+    if (e->pd)
+        np__pd_unblock(e->pd); /* everyone blocked wakes with EBADF */
+    /* Wait until every operation in flight has left. */
+    np_spin_lock(&e->lk);
+    e->closer = self;
+    if (atomic_fetch_sub(&e->state, 1) - 1 != 0) {
+        np__park(close_wait, (void *)&e->lk, W_IO); /* the last one out readies us */
+    } else {
+        e->closer = NULL;
+        np_spin_unlock(&e->lk);
+    }
+    if (e->pd) {
+        np__pd_close(e->pd);
+        e->pd = NULL;
+    }
+    return close(fd);
+}
+
+static int set_deadline(int fd, int64_t d, int mode)
+{
+    np_fdent *e = acquire(fd);
+    if (!e)
+        return -1;
+    if (!e->pd) {
+        release(e);
+        errno = ENOTSUP;
+        return -1;
+    }
+    if (!np__getm() || !np__getm()->p) {
+        release(e);
+        errno = EPERM;
+        return -1;
+    }
+    np__pd_set_deadline(e->pd, d, mode);
+    release(e);
+    return 0;
+}
+
+int np_set_deadline(int fd, int64_t abs_ns) { return set_deadline(fd, abs_ns, PD_RW); }
+int np_set_read_deadline(int fd, int64_t abs_ns) { return set_deadline(fd, abs_ns, PD_R); }
+int np_set_write_deadline(int fd, int64_t abs_ns) { return set_deadline(fd, abs_ns, PD_W); }
+
+const char *np_poller_name(void) { return np__netpoll_name(); }
