@@ -302,6 +302,13 @@ int np_run(np_fn main_fn, void *arg)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &s->oldsegv);
     sigaction(SIGBUS, &sa, &s->oldbus);
+    /* A write to a closed peer returns EPIPE instead of killing the process. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, NULL, &s->oldpipe);
+    if (s->oldpipe.sa_handler == SIG_DFL)
+        sigaction(SIGPIPE, &ign, NULL);
 
     atomic_store(&s->lastpoll, np__nanotime());
     np_g *g = np__newg(m0->p, main_fn, arg, 0);
@@ -330,6 +337,7 @@ int np_run(np_fn main_fn, void *arg)
     pthread_join(s->sysmon, NULL);
     sigaction(SIGSEGV, &s->oldsegv, NULL);
     sigaction(SIGBUS, &s->oldbus, NULL);
+    sigaction(SIGPIPE, &s->oldpipe, NULL);
     m_altstack_free(m0);
     np__setm(NULL);
     teardown();

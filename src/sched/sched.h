@@ -151,7 +151,7 @@ typedef struct np_sched {
     /* lifecycle */
     _Atomic bool stopping;
     _Atomic bool running;
-    struct sigaction oldsegv, oldbus;
+    struct sigaction oldsegv, oldbus, oldpipe;
 } np_sched;
 
 extern np_sched np__sched;

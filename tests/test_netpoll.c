@@ -1,0 +1,581 @@
+/* The netpoller and the fd layer, on the back end named by NP_POLLER (tests/run.sh
+ * runs this file once per back end): readiness races, close and deadlines while
+ * blocked, descriptor reuse, pipes, a pty, many socketpairs streaming. */
+#include "t.h"
+#include "netpoll/netpoll.h"
+#include "sched/poll.h"
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define MS 1000000LL
+
+static void sockpair(int sv[2])
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(np_fd_open(sv[0]), 0);
+    CHECK_EQ(np_fd_open(sv[1]), 0);
+}
+
+/* Yield until a coroutine is parked in the poller (waiting on the event itself). */
+static void wait_parked(void)
+{
+    int64_t until = np_now() + 10000 * MS;
+    while (!np__netpoll_waiters() && np_now() < until)
+        np_yield();
+    CHECK(np__netpoll_waiters());
+}
+
+/* ---- readiness race stress ---------------------------------------------------------- */
+
+static np_wg race_wg = NP_WG_INIT;
+static long race_rounds;
+
+static void race_echo(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    for (long i = 0; i < race_rounds; i++) {
+        CHECK_EQ(np_read(fd, &c, 1), 1);
+        CHECK_EQ(np_write(fd, &c, 1), 1);
+    }
+    np_wg_done(&race_wg);
+}
+
+static void race_ping(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (long i = 0; i < race_rounds; i++) {
+        char c = (char)i, d;
+        CHECK_EQ(np_write(fd, &c, 1), 1);
+        CHECK_EQ(np_read(fd, &d, 1), 1);
+        CHECK_EQ(c, d);
+    }
+    np_wg_done(&race_wg);
+}
+
+static void race_main(void *arg)
+{
+    enum { PAIRS = 8 };
+    int sv[PAIRS][2];
+    race_rounds = t_scaled(100000) / PAIRS; /* 10^5 park/notify cycles in all */
+    for (int i = 0; i < PAIRS; i++) {
+        sockpair(sv[i]);
+        np_wg_add(&race_wg, 2);
+        np_go(race_echo, (void *)(intptr_t)sv[i][1]);
+        np_go(race_ping, (void *)(intptr_t)sv[i][0]);
+    }
+    np_wg_wait(&race_wg);
+    for (int i = 0; i < PAIRS; i++) {
+        CHECK_EQ(np_close(sv[i][0]), 0);
+        CHECK_EQ(np_close(sv[i][1]), 0);
+    }
+}
+
+static void t_readiness_race_stress(void)
+{
+    t_procs(2);
+    T_RUN(race_main, NULL);
+}
+
+/* ---- close while blocked ----------------------------------------------------------------- */
+
+static np_chan *done_ch;
+
+static void blocked_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char b[16];
+    ssize_t r = np_read(fd, b, sizeof b);
+    int e = t_errno();
+    int res = (r == -1 && e == EBADF) ? 1 : 0;
+    np_chan_send(done_ch, &res);
+}
+
+static void blocked_writer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static char big[1 << 20];
+    ssize_t r = np_write(fd, big, sizeof big); /* far more than the pipe holds */
+    int e = t_errno();
+    int res = (r == -1 && e == EBADF) ? 1 : 0;
+    np_chan_send(done_ch, &res);
+}
+
+static void close_main(void *arg)
+{
+    done_ch = np_chan_new(sizeof(int), 4);
+    int p[2], q[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(pipe(q), 0);
+    CHECK_EQ(np_fd_open(p[0]), 0);
+    CHECK_EQ(np_fd_open(q[1]), 0);
+    np_go(blocked_reader, (void *)(intptr_t)p[0]);
+    np_go(blocked_reader, (void *)(intptr_t)p[0]); /* a second one queued behind it */
+    np_go(blocked_writer, (void *)(intptr_t)q[1]);
+    wait_parked();
+    int64_t t = np_now();
+    CHECK_EQ(np_close(p[0]), 0);
+    CHECK_EQ(np_close(q[1]), 0);
+    for (int i = 0; i < 3; i++) {
+        int res = 0;
+        CHECK_EQ(np_chan_recv(done_ch, &res), 1);
+        CHECK_EQ(res, 1);
+    }
+    CHECK(np_now() - t < 2000 * MS);
+    CHECK_ERR(np_read(p[0], &t, 1), EBADF);
+    CHECK_ERR(np_close(p[0]), EBADF);
+    close(p[1]);
+    close(q[0]);
+    np_chan_free(done_ch);
+}
+
+static void t_close_wakes_blocked_readers_and_writers(void)
+{
+    t_procs(2);
+    T_RUN(close_main, NULL);
+}
+
+/* ---- deadlines ------------------------------------------------------------------------------ */
+
+static void deadline_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    char c;
+    for (int i = 0; i < 5; i++) {
+        int64_t d = np_now() + (20 + 10 * i) * MS;
+        CHECK_EQ(np_set_read_deadline(sv[0], d), 0);
+        CHECK_ERR(np_read(sv[0], &c, 1), ETIMEDOUT);
+        int64_t late = np_now() - d;
+        if (late < 0 || late > 5 * MS * t_scale_v())
+            FAILF("deadline fired %.3f ms from its time", late / 1e6);
+        /* stays expired until changed */
+        CHECK_ERR(np_read(sv[0], &c, 1), ETIMEDOUT);
+    }
+    /* a deadline in the past fails at once; clearing it lets I/O through */
+    CHECK_EQ(np_set_deadline(sv[0], np_now() - MS), 0);
+    CHECK_ERR(np_read(sv[0], &c, 1), ETIMEDOUT);
+    CHECK_ERR(np_write(sv[0], "x", 1), ETIMEDOUT);
+    CHECK_EQ(np_set_deadline(sv[0], 0), 0);
+    CHECK_EQ(np_write(sv[1], "y", 1), 1);
+    CHECK_EQ(np_read(sv[0], &c, 1), 1);
+    CHECK_EQ(c, 'y');
+    /* write deadline: fill the socket */
+    CHECK_EQ(np_set_write_deadline(sv[0], np_now() + 30 * MS), 0);
+    static char big[1 << 20];
+    CHECK_ERR(np_write(sv[0], big, sizeof big), ETIMEDOUT);
+    np_close(sv[0]);
+    np_close(sv[1]);
+}
+
+static void t_deadline_fires_on_time_never_early(void)
+{
+    t_procs(2);
+    T_RUN(deadline_main, NULL);
+}
+
+static int dl_fd;
+static np_chan *dl_ch;
+
+static void dl_reader(void *arg)
+{
+    char c;
+    int64_t t0 = np_now();
+    ssize_t r = np_read(dl_fd, &c, 1);
+    int e = t_errno();
+    int64_t res[3] = {r, e, np_now() - t0};
+    np_chan_send(dl_ch, res);
+}
+
+static void dl_change_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    dl_fd = sv[0];
+    dl_ch = np_chan_new(sizeof(int64_t[3]), 1);
+    int64_t res[3];
+
+    /* extended while blocked: fires at the new time */
+    int64_t t0 = np_now();
+    CHECK_EQ(np_set_read_deadline(dl_fd, t0 + 30 * MS), 0);
+    np_go(dl_reader, NULL);
+    wait_parked();
+    CHECK_EQ(np_set_read_deadline(dl_fd, t0 + 120 * MS), 0);
+    CHECK_EQ(np_chan_recv(dl_ch, res), 1);
+    CHECK_EQ(res[0], -1);
+    CHECK_EQ(res[1], ETIMEDOUT);
+    CHECK(np_now() - t0 >= 120 * MS);
+
+    /* cleared while blocked: no timeout, data arrives later */
+    CHECK_EQ(np_set_read_deadline(dl_fd, np_now() + 30 * MS), 0);
+    np_go(dl_reader, NULL);
+    wait_parked();
+    CHECK_EQ(np_set_read_deadline(dl_fd, 0), 0);
+    np_sleep(80 * MS); /* past the old deadline: what is tested is that nothing fires */
+    CHECK_EQ(np_write(sv[1], "z", 1), 1);
+    CHECK_EQ(np_chan_recv(dl_ch, res), 1);
+    CHECK_EQ(res[0], 1);
+
+    /* shortened into the past while blocked: fails at once */
+    CHECK_EQ(np_set_read_deadline(dl_fd, np_now() + 10000 * MS), 0);
+    np_go(dl_reader, NULL);
+    wait_parked();
+    CHECK_EQ(np_set_read_deadline(dl_fd, np_now() - 1), 0);
+    CHECK_EQ(np_chan_recv(dl_ch, res), 1);
+    CHECK_EQ(res[1], ETIMEDOUT);
+    CHECK(res[2] < 2000 * MS);
+    np_close(sv[0]);
+    np_close(sv[1]);
+    np_chan_free(dl_ch);
+}
+
+static void t_deadline_extended_cleared_shortened_while_blocked(void)
+{
+    t_procs(2);
+    T_RUN(dl_change_main, NULL);
+}
+
+/* ---- reuse: a stale timer must not touch the new descriptor ---------------------------------- */
+
+static void reuse_main(void *arg)
+{
+    dl_ch = np_chan_new(sizeof(int64_t[3]), 1);
+    for (int round = 0; round < 20; round++) {
+        int sv[2];
+        sockpair(sv);
+        /* a deadline pending at close time */
+        CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 20 * MS), 0);
+        int num = sv[0];
+        CHECK_EQ(np_close(sv[0]), 0);
+        int nv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, nv), 0);
+        if (nv[0] != num) { /* make the new one take the old number */
+            CHECK_EQ(dup2(nv[0], num), num);
+            close(nv[0]);
+            nv[0] = num;
+        }
+        CHECK_EQ(np_fd_open(nv[0]), 0);
+        CHECK_EQ(np_fd_open(nv[1]), 0);
+        dl_fd = nv[0];
+        np_go(dl_reader, NULL);
+        np_sleep(40 * MS); /* past the old deadline */
+        CHECK_EQ(np_write(nv[1], "k", 1), 1);
+        int64_t res[3];
+        CHECK_EQ(np_chan_recv(dl_ch, res), 1);
+        CHECK_EQ(res[0], 1); /* data, not ETIMEDOUT */
+        np_close(nv[0]);
+        np_close(nv[1]);
+        np_close(sv[1]);
+    }
+    np_chan_free(dl_ch);
+}
+
+static void t_reuse_after_close_ignores_stale_timer(void)
+{
+    t_procs(2);
+    T_RUN(reuse_main, NULL);
+}
+
+/* ---- pipes and a pty: two descriptors at once (the seeds' telnet) ------------------------------ */
+
+static np_wg tn_wg = NP_WG_INIT;
+
+static void tn_copy(void *arg)
+{
+    int *fds = arg;
+    char b[256];
+    ssize_t n;
+    while ((n = np_read(fds[0], b, sizeof b)) > 0)
+        if (np_write(fds[1], b, (size_t)n) != n)
+            break;
+    np_wg_done(&tn_wg);
+}
+
+static void pty_main(void *arg)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(m >= 0);
+    CHECK_EQ(grantpt(m), 0);
+    CHECK_EQ(unlockpt(m), 0);
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(s >= 0);
+    int sv[2];
+    sockpair(sv);
+    CHECK_EQ(np_fd_open(m), 0);
+    CHECK_EQ(np_fd_open(s), 0);
+    /* terminal -> network and network -> terminal, both blocking-style */
+    static int a[2], b[2];
+    a[0] = m;
+    a[1] = sv[0];
+    b[0] = sv[0];
+    b[1] = m;
+    np_wg_add(&tn_wg, 2);
+    np_go(tn_copy, a);
+    np_go(tn_copy, b);
+    /* a line typed at the terminal reaches the network peer */
+    const char *line = "hello\n";
+    CHECK_EQ(np_write(s, line, 6), 6);
+    char got[64] = {0};
+    size_t have = 0;
+    while (have < 6) {
+        ssize_t r = np_read(sv[1], got + have, sizeof got - have);
+        CHECK(r > 0);
+        have += (size_t)r;
+    }
+    CHECK(memmem(got, have, "hello", 5) != NULL);
+    /* what the peer sends shows on the terminal */
+    CHECK_EQ(np_write(sv[1], "world\n", 6), 6);
+    have = 0;
+    memset(got, 0, sizeof got);
+    while (!memmem(got, have, "world", 5)) {
+        ssize_t r = np_read(s, got + have, sizeof got - have - 1);
+        CHECK(r > 0);
+        have += (size_t)r;
+    }
+    np_close(sv[1]); /* ends network -> terminal with EOF */
+    np_close(s);     /* the master then sees EIO/hangup: terminal -> network ends */
+    np_wg_wait(&tn_wg);
+    np_close(m);
+    np_close(sv[0]);
+}
+
+static void t_pty_and_socket_both_ways(void)
+{
+    t_procs(2);
+    T_RUN(pty_main, NULL);
+}
+
+static void pipe_main(void *arg)
+{
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(np_fd_open(p[0]), 0);
+    CHECK_EQ(np_fd_open(p[1]), 0);
+    CHECK(fcntl(p[0], F_GETFL) & O_NONBLOCK);
+    static int fds[2];
+    fds[0] = p[0];
+    int q[2];
+    CHECK_EQ(pipe(q), 0);
+    CHECK_EQ(np_fd_open(q[0]), 0);
+    CHECK_EQ(np_fd_open(q[1]), 0);
+    fds[1] = q[1];
+    np_wg_add(&tn_wg, 1);
+    np_go(tn_copy, fds);
+    long total = t_scaled(4 << 20);
+    uint64_t seed = 7;
+    char buf[70000];
+    long sent = 0, recvd = 0;
+    uint64_t rs = 7;
+    while (sent < total) {
+        size_t n = 1 + t_rand(&seed) % sizeof buf;
+        if ((long)n > total - sent)
+            n = (size_t)(total - sent);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)((sent + (long)i) * 31 % 251);
+        CHECK_EQ(np_write(p[1], buf, n), n);
+        sent += (long)n;
+        /* drain what came through so the pipes never fill both ways */
+        while (recvd < sent) {
+            ssize_t r = np_read(q[0], buf, (size_t)(1 + t_rand(&rs) % 5000));
+            CHECK(r > 0);
+            for (ssize_t i = 0; i < r; i++)
+                if (buf[i] != (char)((recvd + i) * 31 % 251))
+                    FAILF("byte %ld wrong", recvd + (long)i);
+            recvd += r;
+        }
+    }
+    np_close(p[1]);
+    np_wg_wait(&tn_wg);
+    CHECK_EQ(np_close(q[1]), 0); /* the copier ended at EOF: now the reader sees EOF */
+    char c;
+    CHECK_EQ(np_read(q[0], &c, 1), 0);
+    np_close(p[0]);
+    np_close(q[0]);
+}
+
+static void t_pipes_stream_every_byte(void)
+{
+    t_procs(2);
+    T_RUN(pipe_main, NULL);
+}
+
+/* ---- 1,000 socketpairs streaming --------------------------------------------------------------- */
+
+#define NPAIRS 1000
+static np_wg sp_wg = NP_WG_INIT;
+static atomic_long sp_bytes;
+static long sp_per;
+
+static void sp_writer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint64_t seed = (uint64_t)fd * 977 + 1;
+    char buf[9000];
+    long off = 0;
+    while (off < sp_per) {
+        size_t n = 1 + t_rand(&seed) % sizeof buf;
+        if ((long)n > sp_per - off)
+            n = (size_t)(sp_per - off);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)((off + (long)i + fd) * 131 % 253);
+        CHECK_EQ(np_write(fd, buf, n), n);
+        off += (long)n;
+    }
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    np_wg_done(&sp_wg);
+}
+
+static int sp_fd[NPAIRS][2];
+
+static void sp_read(void *arg)
+{
+    int i = (int)(intptr_t)arg, fd = sp_fd[i][1], wfd = sp_fd[i][0];
+    char buf[7000];
+    long off = 0;
+    ssize_t r;
+    uint64_t seed = (uint64_t)i + 5;
+    while ((r = np_read(fd, buf, 1 + t_rand(&seed) % sizeof buf)) > 0) {
+        for (ssize_t k = 0; k < r; k++)
+            if (buf[k] != (char)((off + k + wfd) * 131 % 253))
+                FAILF("pair %d byte %ld wrong", i, off + (long)k);
+        off += r;
+    }
+    CHECK_EQ(r, 0);
+    CHECK_EQ(off, sp_per);
+    atomic_fetch_add(&sp_bytes, off);
+    np_wg_done(&sp_wg);
+}
+
+static void pairs_main(void *arg)
+{
+    int n = (int)t_scaled(NPAIRS);
+    if (strcmp(np_poller_name(), "select") == 0 && n > (FD_SETSIZE - 100) / 2)
+        n = (FD_SETSIZE - 100) / 2; /* select cannot watch more */
+    sp_per = 64 * 1024;
+    for (int i = 0; i < n; i++)
+        sockpair(sp_fd[i]);
+    np_wg_add(&sp_wg, 2 * n);
+    for (int i = 0; i < n; i++) {
+        np_go(sp_read, (void *)(intptr_t)i);
+        np_go(sp_writer, (void *)(intptr_t)sp_fd[i][0]);
+    }
+    np_wg_wait(&sp_wg);
+    CHECK_EQ(atomic_load(&sp_bytes), (long)n * sp_per);
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(np_close(sp_fd[i][0]), 0);
+        CHECK_EQ(np_close(sp_fd[i][1]), 0);
+    }
+}
+
+static void t_thousand_socketpairs_every_byte(void)
+{
+    t_procs(2);
+    T_RUN(pairs_main, NULL);
+}
+
+/* ---- concurrent readers take turns ----------------------------------------------------------------- */
+
+static atomic_long cr_got;
+
+static void cr_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char b[3];
+    ssize_t r;
+    while ((r = np_read(fd, b, sizeof b)) > 0)
+        atomic_fetch_add(&cr_got, r);
+    CHECK_EQ(r, 0);
+    np_wg_done(&sp_wg);
+}
+
+static void cr_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    np_wg_add(&sp_wg, 4);
+    for (int i = 0; i < 4; i++)
+        np_go(cr_reader, (void *)(intptr_t)sv[0]);
+    long total = t_scaled(200000);
+    char b[100];
+    memset(b, 'q', sizeof b);
+    for (long s = 0; s < total; s += 100)
+        CHECK_EQ(np_write(sv[1], b, 100), 100);
+    shutdown(sv[1], SHUT_WR);
+    np_wg_wait(&sp_wg);
+    CHECK_EQ(atomic_load(&cr_got), (total + 99) / 100 * 100);
+    np_close(sv[0]);
+    np_close(sv[1]);
+}
+
+static void t_concurrent_readers_take_turns(void)
+{
+    t_procs(2);
+    T_RUN(cr_main, NULL);
+}
+
+/* ---- regular files, bad use ---------------------------------------------------------------------- */
+
+static void misc_main(void *arg)
+{
+    char path[] = "/tmp/np-test-XXXXXX";
+    int f = mkstemp(path);
+    CHECK(f >= 0);
+    unlink(path);
+    CHECK_EQ(np_fd_open(f), 0);
+    CHECK_EQ(np_write(f, "file data", 9), 9);
+    CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+    char b[16] = {0};
+    CHECK_EQ(np_read(f, b, sizeof b), 9);
+    CHECK(memcmp(b, "file data", 9) == 0);
+    /* regular files are not polled: no deadlines (documented limitation) */
+    CHECK_ERR(np_set_deadline(f, np_now() + MS), ENOTSUP);
+    CHECK_EQ(np_close(f), 0);
+
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_ERR(np_read(sv[0], b, 1), EBADF);  /* not registered */
+    CHECK_EQ(np_fd_open(sv[0]), 0);
+    CHECK_ERR(np_fd_open(sv[0]), EEXIST);
+    CHECK_ERR(np_fd_open(-1), EBADF);
+    CHECK_EQ(np_close(sv[0]), 0);
+    CHECK_ERR(np_close(sv[0]), EBADF);
+    close(sv[1]);
+    CHECK(strcmp(np_poller_name(), getenv("NP_POLLER") ? getenv("NP_POLLER") : "epoll") == 0);
+
+    if (strcmp(np_poller_name(), "select") == 0) {
+        int hi = 2000;
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        CHECK_EQ(dup2(sv[0], hi), hi);
+        CHECK_ERR(np_fd_open(hi), EMFILE); /* past FD_SETSIZE: refused, clearly */
+        close(hi);
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+
+static void t_regular_files_and_bad_use(void)
+{
+    t_procs(1);
+    T_RUN(misc_main, NULL);
+    CHECK_ERR(np_fd_open(0), EPERM); /* no runtime */
+    CHECK(strcmp(np_poller_name(), "none") == 0);
+}
+
+static const t_case cases[] = {
+    T(t_readiness_race_stress),
+    T(t_close_wakes_blocked_readers_and_writers),
+    T(t_deadline_fires_on_time_never_early),
+    T(t_deadline_extended_cleared_shortened_while_blocked),
+    T(t_reuse_after_close_ignores_stale_timer),
+    T(t_pipes_stream_every_byte),
+    T(t_pty_and_socket_both_ways),
+    T(t_thousand_socketpairs_every_byte),
+    T(t_concurrent_readers_take_turns),
+    T(t_regular_files_and_bad_use),
+    {0},
+};
+T_MAIN(cases)
