@@ -59,6 +59,11 @@ int64_t np_id(void);
  * returns with errno = EPERM. */
 void np_exit(void);
 
+/* Run fn(arg), a call that may block the thread (file I/O, getaddrinfo, ...), without
+ * stalling the other coroutines: if it lasts over ~20 us its P moves to another thread.
+ * Returns fn's result. fn must not call np functions that need a coroutine. */
+void *np_blocking(void *(*fn)(void *), void *arg);
+
 /* Number of processors (P) of the running runtime, 0 when none is running. */
 int np_procs(void);
 

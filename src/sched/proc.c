@@ -17,6 +17,7 @@ void np__m_init_fiber(np_m *m);
 void np__g_free_all(void);
 np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack);
 bool np__retake(np_p *p, int64_t now, int64_t *since);
+bool np__retake_syscall(np_p *p, int64_t now);
 
 #define ALTSTACK (64 * 1024)
 
@@ -78,6 +79,7 @@ static void *mstart(void *arg)
     m_altstack(m);
     m->p = m->nextp;
     m->p->m = m;
+    atomic_store(&m->p->status, P_RUNNING);
     m->nextp = NULL;
     np__schedule(m);
     m_altstack_free(m);
@@ -144,7 +146,9 @@ static void *sysmon(void *arg)
             delay = 20000;
         else if (idle > 50 && delay < 10000000)
             delay *= 2;
-        np_note_tsleep(&np__sched.sysmonnote, delay);
+        atomic_store(&np__sched.sysmonslow, delay > 1000000);
+        if (np_note_tsleep(&np__sched.sysmonnote, delay))
+            idle = 0; /* woken by np_blocking: look often for a while */
         np_note_clear(&np__sched.sysmonnote);
         if (atomic_load(&np__sched.stopping))
             break;
@@ -174,8 +178,13 @@ static void *sysmon(void *arg)
                 did = true;
             }
         }
-        for (int i = 0; i < np__sched.nprocs; i++)
+        for (int i = 0; i < np__sched.nprocs; i++) {
+            did |= np__retake_syscall(np__sched.allp[i], now);
             did |= np__retake(np__sched.allp[i], now, &since[i]);
+        }
+        for (int i = 0; i < np__sched.nprocs && !did; i++)
+            if (atomic_load(&np__sched.allp[i]->status) == P_SYSCALL)
+                idle = 0; /* a blocking call is on: keep looking every 20 us */
         if (did)
             np__wakep();
         idle = did ? 0 : idle + 1;
@@ -294,6 +303,7 @@ int np_run(np_fn main_fn, void *arg)
     m_altstack(m0);
     m0->p = s->allp[0];
     s->allp[0]->m = m0;
+    atomic_store(&s->allp[0]->status, P_RUNNING);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -110,6 +110,13 @@ static void after_switch_slow(np_m *m)
         atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
         np__runqput(m->p, g, a == AFTER_SPAWN);
         break;
+    case AFTER_REQUEUE: /* back from np_blocking with no P to run on */
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+        pthread_mutex_lock(&np__sched.lock);
+        np__globrunqput(g);
+        pthread_mutex_unlock(&np__sched.lock);
+        np__wakep();
+        break;
     case AFTER_EXIT:
         gfput(m->p, g);
         break;
@@ -429,10 +436,12 @@ static void acquirep(np_m *m, np_p *p)
 {
     m->p = p;
     p->m = m;
+    atomic_store(&p->status, P_RUNNING);
 }
 
 static void releasep(np_m *m)
 {
+    atomic_store(&m->p->status, P_IDLE);
     m->p->m = NULL;
     m->p = NULL;
 }
@@ -732,6 +741,11 @@ void np__schedule(np_m *m)
 {
     for (;;) {
         np__after_switch(m);
+        if (!m->p) { /* came back from np_blocking without a P */
+            stopm(m);
+            if (!m->p)
+                break;
+        }
         np_g *g = findrunnable(m);
         if (!g)
             break;
@@ -766,6 +780,87 @@ void np__g_free_all(void)
     for (size_t i = 0; i < np__sched.ngchunks; i++)
         munmap(np__sched.gchunks[i], GCHUNK);
     free(np__sched.gchunks);
+}
+
+/* ---- blocking calls (Go's entersyscall/exitsyscall) ---------------------------------- */
+
+void *np_blocking(void *(*fn)(void *), void *arg)
+{
+    np_m *m = np__getm();
+    np_g *g = m ? m->curg : NULL;
+    if (!g || !fn)
+        return fn ? fn(arg) : NULL;
+    np_p *p = m->p;
+    g->waitreason = W_BLOCKING;
+    m->curg = NULL; /* fn runs outside the scheduler: np calls in it see no coroutine */
+    m->blockedg = g;
+    atomic_fetch_add_explicit(&p->syscalltick, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+    if (atomic_load_explicit(&np__sched.sysmonslow, memory_order_relaxed))
+        np_note_wakeup(&np__sched.sysmonnote);
+    void *r = fn(arg);
+    int32_t st = P_SYSCALL;
+    bool kept = atomic_compare_exchange_strong(&p->status, &st, P_RUNNING);
+    m->blockedg = NULL;
+    g->waitreason = W_NONE;
+    if (kept) { /* fast path: nobody took the P meanwhile */
+        m->curg = g;
+        return r;
+    }
+    /* sysmon handed the P to another M: find another, or queue and stop. */
+    m->p = NULL;
+    pthread_mutex_lock(&np__sched.lock);
+    np_p *q = pidleget();
+    pthread_mutex_unlock(&np__sched.lock);
+    if (q) {
+        acquirep(m, q);
+        m->curg = g;
+        return r;
+    }
+    m->curg = NULL;
+    m->after = AFTER_REQUEUE;
+    m->after_g = g;
+    gswitch(m, g, &m->g0, false);
+    after_switch(g->m);
+    return r;
+}
+
+/* Hand the P of an M stuck in a blocking call to another M. */
+static void handoffp(np_p *p)
+{
+    if (!np__runqempty(p) || atomic_load(&np__sched.runqsize) > 0 || np_timers_first(&p->timers) ||
+        np__netpoll_waiters()) {
+        startm(p, false);
+        return;
+    }
+    pthread_mutex_lock(&np__sched.lock);
+    pidleput(p);
+    pthread_mutex_unlock(&np__sched.lock);
+}
+
+/* Sysmon: retake a P whose M has been in np_blocking for 20 us (sooner gives it back
+ * to nobody useful; later stalls the coroutines queued on it). Returns true if taken. */
+bool np__retake_syscall(np_p *p, int64_t now)
+{
+    if (atomic_load(&p->status) != P_SYSCALL)
+        return false;
+    uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
+    if (t != p->sysmonsctick) {
+        p->sysmonsctick = t;
+        p->sysmonscwhen = now;
+        return false;
+    }
+    if (now - p->sysmonscwhen < 20000)
+        return false;
+    if (np__runqempty(p) && atomic_load(&np__sched.nmspinning) + atomic_load(&np__sched.npidle) > 0 &&
+        now - p->sysmonscwhen < 10000000 && !np__netpoll_waiters())
+        return false; /* nothing waits for this P and others are free */
+    int32_t st = P_SYSCALL;
+    if (!atomic_compare_exchange_strong(&p->status, &st, P_IDLE))
+        return false;
+    p->m = NULL;
+    handoffp(p);
+    return true;
 }
 
 /* Sysmon's per-period look at one P: a runnext stuck behind a coroutine that has run

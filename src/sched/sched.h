@@ -66,8 +66,14 @@ struct np_g {
 
 #define NP_RUNQ 256
 
+enum { P_IDLE, P_RUNNING, P_SYSCALL };
+
 struct np_p {
     int id;
+    _Atomic int32_t status;      /* P_*: P_SYSCALL while its M is in np_blocking */
+    _Atomic uint32_t syscalltick; /* bumped at each np_blocking */
+    uint32_t sysmonsctick;       /* sysmon's last observation of syscalltick */
+    int64_t sysmonscwhen;        /* ... and when it made it */
     _Atomic uint32_t runqhead;
     _Atomic uint32_t runqtail;
     np_g *_Atomic runq[NP_RUNQ];
@@ -84,13 +90,14 @@ struct np_p {
     np_timers timers;
 };
 
-enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_SPAWN, AFTER_EXIT };
+enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_SPAWN, AFTER_REQUEUE, AFTER_EXIT };
 
 typedef bool (*np_unlockf)(np_g *g, void *arg);
 
 struct np_m {
     np_g g0;             /* the scheduler loop, on the thread's own stack */
     np_g *curg;
+    np_g *blockedg;      /* the coroutine in np_blocking on this M (curg is NULL then) */
     np_p *p;
     np_p *nextp;
     bool spinning;
@@ -147,6 +154,7 @@ typedef struct np_sched {
     /* sysmon */
     pthread_t sysmon;
     _Atomic uint32_t sysmonwait;
+    _Atomic uint32_t sysmonslow; /* sysmon sleeps long: np_blocking wakes it */
     np_note sysmonnote;
     /* lifecycle */
     _Atomic bool stopping;

@@ -1,0 +1,227 @@
+/* A tiny test harness. A test file defines static void cases and a table, then
+ * T_MAIN(table):
+ *
+ *     static void t_basic(void) { CHECK(1 + 1 == 2); }
+ *     static const t_case cases[] = { T(t_basic), {0} };
+ *     T_MAIN(cases)
+ *
+ * Without arguments the binary runs every case in a child process of its own (killed
+ * by alarm() after a timeout) and prints "ok   file:case" or "FAIL file:case (why)",
+ * then "N passed, N failed"; it exits non-zero if anything failed. With a case name as
+ * argument it runs that case alone, in-process (for gdb); "-l" lists the cases.
+ *
+ * Environment: NP_TEST_SCALE (default 1) divides the big iteration counts (t_scaled)
+ * and multiplies the per-case timeout (slow builds: TSan, qemu); NP_TEST_TIMEOUT sets
+ * the base timeout in seconds (default 60).
+ */
+#ifndef NP_TEST_T_H
+#define NP_TEST_T_H
+#include <np.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct t_case {
+    const char *name;
+    void (*fn)(void);
+} t_case;
+
+#define T(fn) {#fn, fn}
+
+static const char *t_file = "?";
+static const char *t_name = "?";
+
+static void t_fail(const char *file, int line, const char *what, const char *detail)
+{
+    fprintf(stderr, "%s:%d: %s: CHECK failed: %s%s%s\n", file, line, t_name, what,
+            detail ? "  " : "", detail ? detail : "");
+    fflush(stderr);
+    fflush(stdout);
+    _exit(1); /* from any thread, without running other threads' atexit work */
+}
+
+/* errno of the calling thread. A coroutine may resume on another thread after any call
+ * that can block, and the compiler may keep the address of errno from before the call
+ * (glibc declares __errno_location const): test code reads and clears errno through a
+ * volatile function pointer instead, which is called afresh every time. */
+static int *(*volatile t_errloc)(void) = __errno_location;
+#define T_ERRNO (*t_errloc())
+static inline int t_errno(void) { return T_ERRNO; }
+
+/* CHECK(cond): on failure print file:line and the expression, and exit(1). */
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond))                                                                     \
+            t_fail(__FILE__, __LINE__, #cond, NULL);                                     \
+    } while (0)
+
+/* CHECK_EQ(a, b): integers; prints both values on failure. */
+#define CHECK_EQ(a, b)                                                                   \
+    do {                                                                                 \
+        long long t_a_ = (long long)(a), t_b_ = (long long)(b);                          \
+        if (t_a_ != t_b_) {                                                              \
+            char t_d_[96];                                                               \
+            snprintf(t_d_, sizeof t_d_, "(%lld != %lld)", t_a_, t_b_);                   \
+            t_fail(__FILE__, __LINE__, #a " == " #b, t_d_);                              \
+        }                                                                                \
+    } while (0)
+
+/* CHECK_ERR(call, E): the call returns -1 and sets errno to E. */
+#define CHECK_ERR(call, err)                                                             \
+    do {                                                                                 \
+        long long t_r_ = (long long)(call);                                              \
+        int t_e_ = t_errno();                                                            \
+        if (t_r_ != -1 || t_e_ != (err)) {                                               \
+            char t_d_[128];                                                              \
+            snprintf(t_d_, sizeof t_d_, "(returned %lld, errno %d %s; want -1, %s)",      \
+                     t_r_, t_e_, strerror(t_e_), #err);                                  \
+            t_fail(__FILE__, __LINE__, #call " fails with " #err, t_d_);                 \
+        }                                                                                \
+    } while (0)
+
+/* Fail with a formatted message. */
+#define FAILF(...)                                                                       \
+    do {                                                                                 \
+        char t_d_[256];                                                                  \
+        snprintf(t_d_, sizeof t_d_, __VA_ARGS__);                                        \
+        t_fail(__FILE__, __LINE__, "FAILF", t_d_);                                       \
+    } while (0)
+
+static long t_scale_v(void)
+{
+    const char *s = getenv("NP_TEST_SCALE");
+    long v = s && *s ? strtol(s, NULL, 10) : 1;
+    return v > 0 ? v : 1;
+}
+
+/* n divided by NP_TEST_SCALE (at least 1). */
+static inline long t_scaled(long n)
+{
+    long v = n / t_scale_v();
+    return v > 0 ? v : 1;
+}
+
+/* Set NP_PROCS for the next np_run. */
+static inline void t_procs(int n)
+{
+    char b[16];
+    snprintf(b, sizeof b, "%d", n);
+    setenv("NP_PROCS", b, 1);
+}
+
+/* np_run that must succeed. */
+#define T_RUN(fn, arg) CHECK_EQ(np_run((fn), (arg)), 0)
+
+/* Small deterministic random numbers (xorshift64*). */
+static inline uint64_t t_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 2685821657736338717ULL;
+}
+
+static inline double t_secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int t_run_one(const t_case *c, unsigned timeout)
+{
+    fflush(stdout);
+    fflush(stderr);
+    double t0 = t_secs();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 0;
+    }
+    if (pid == 0) {
+        t_name = c->name;
+        alarm(timeout);
+        c->fn();
+        fflush(stdout);
+        exit(0); /* through exit: sanitizers report leaks and races in the exit code */
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            perror("waitpid");
+            return 0;
+        }
+    }
+    double dt = t_secs() - t0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("ok   %s:%s (%.2fs)\n", t_file, c->name, dt);
+        return 1;
+    }
+    char why[64];
+    if (WIFEXITED(st))
+        snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+        snprintf(why, sizeof why, "timeout after %us", timeout);
+    else if (WIFSIGNALED(st))
+        snprintf(why, sizeof why, "signal %d, %s", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(why, sizeof why, "status %#x", st);
+    printf("FAIL %s:%s (%s, %.2fs)\n", t_file, c->name, why, dt);
+    return 0;
+}
+
+static int t_main(int argc, char **argv, const t_case *cases, const char *file)
+{
+    const char *b = strrchr(file, '/');
+    t_file = b ? b + 1 : file;
+    char *dot = strdup(t_file);
+    if (dot && strrchr(dot, '.'))
+        *strrchr(dot, '.') = 0;
+    if (dot)
+        t_file = dot;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "-l") == 0) {
+        for (const t_case *c = cases; c->name; c++)
+            printf("%s\n", c->name);
+        return 0;
+    }
+    if (argc > 1) {
+        for (const t_case *c = cases; c->name; c++)
+            if (strcmp(c->name, argv[1]) == 0) {
+                t_name = c->name;
+                c->fn();
+                printf("ok   %s:%s\n", t_file, c->name);
+                return 0;
+            }
+        fprintf(stderr, "%s: no case %s (-l lists them)\n", argv[0], argv[1]);
+        return 2;
+    }
+    long scale = t_scale_v();
+    const char *ts = getenv("NP_TEST_TIMEOUT");
+    unsigned timeout = ts && *ts ? (unsigned)strtoul(ts, NULL, 10) : 60;
+    if (timeout == 0)
+        timeout = 60;
+    timeout *= (unsigned)(scale < 5 ? scale : 5);
+    int passed = 0, failed = 0;
+    for (const t_case *c = cases; c->name; c++) {
+        if (t_run_one(c, timeout))
+            passed++;
+        else
+            failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+#define T_MAIN(cases)                                                                    \
+    int main(int argc, char **argv) { return t_main(argc, argv, (cases), __FILE__); }
+
+#endif
