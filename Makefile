@@ -42,14 +42,16 @@ else
 CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
-LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c)
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c)
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 BENCH := $(B)/bin/np-bench-runtime
+EXAMPLES := $(B)/bin/np-echo $(B)/bin/np-telnet $(B)/bin/np-chat
 HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all lib tests bench-bin run test bench clean
-all: lib tests bench-bin
+.PHONY: all lib tests bench-bin examples run test bench clean
+all: lib tests bench-bin examples
+examples: $(EXAMPLES)
 lib: $(B)/libnp.a
 tests: $(TESTS)
 bench-bin: $(BENCH)
@@ -66,13 +68,19 @@ $(B)/libnp.a: $(LIB_OBJ)
 $(B)/tests/%: tests/%.c $(B)/libnp.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
+$(B)/bin/np-%: examples/%.c $(B)/libnp.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
 $(B)/bin/np-bench-%: bench/%.c $(B)/libnp.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
 
-# The main demo: until the network layer lands, the runtime benchmark.
-run: all
-	./build/bin/np-bench-runtime
+# The main demo: the echo server on port 7000.
+run: lib examples
+	@echo "np-echo listening on port 7000 (NP_PROCS=$${NP_PROCS:-all CPUs})."
+	@echo "Try it from another terminal:  ./build/bin/np-telnet 127.0.0.1 7000"
+	@echo "                          or:  nc 127.0.0.1 7000"
+	./build/bin/np-echo 7000
 
 test:
 	bash tests/run.sh

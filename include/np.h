@@ -199,6 +199,38 @@ int np_set_read_deadline(int fd, int64_t abs_ns);
 /* Deadline for writes only (as np_set_deadline). */
 int np_set_write_deadline(int fd, int64_t abs_ns);
 
+/* ---- network ---------------------------------------------------------------------------
+ * network: "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6" or "unix". address:
+ * "127.0.0.1:8080", "[::1]:8080", ":8080" (every local address), "localhost:8080"
+ * (names are resolved off the P), or a path for "unix" ("@name": abstract). A bad
+ * network name or a malformed address fails with EINVAL. Sockets returned are
+ * registered (np_fd_open), non-blocking and close-on-exec; TCP ones have TCP_NODELAY. */
+#include <sys/socket.h>
+
+/* A listening socket (tcp, unix) or a bound one (udp) with SO_REUSEADDR and
+ * SO_REUSEPORT. Returns the fd, or -1/errno. */
+int np_listen(const char *network, const char *address);
+
+/* Connect to address (tries each address a name resolves to), giving up with
+ * ETIMEDOUT after timeout_ns (<= 0: no limit). Returns the fd, or -1/errno. */
+int np_dial(const char *network, const char *address, int64_t timeout_ns);
+
+/* Accept a connection (parks until one comes); addr/addrlen may be NULL. Out of
+ * descriptors (EMFILE, ENFILE) it backs off and retries; ECONNABORTED and the like are
+ * returned. Returns the new registered fd, or -1/errno. */
+int np_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* recvfrom(2) that parks until a datagram (or data) is there. */
+ssize_t np_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                    socklen_t *fromlen);
+
+/* sendto(2) that parks while the socket buffer is full. */
+ssize_t np_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                  socklen_t tolen);
+
+/* shutdown(2) on a registered socket (SHUT_RD, SHUT_WR, SHUT_RDWR). */
+int np_shutdown(int fd, int how);
+
 /* Name of the poller in use ("epoll", "poll", "select"; chosen by NP_POLLER), or
  * "none" when no runtime is running. */
 const char *np_poller_name(void);

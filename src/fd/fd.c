@@ -1,7 +1,7 @@
 /* The fd layer: a table from descriptor numbers to their poll descriptors, reference
  * counts that keep a number from being closed (and reused) under an operation in
  * flight, per-direction turn-taking, and the read/write loops that park on EAGAIN. */
-#include "../netpoll/netpoll.h"
+#include "fd.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -139,11 +139,28 @@ int np_fd_open(int fd)
     return 0;
 }
 
+/* Regular files: the call runs through np_blocking, so the P serves others meanwhile. */
+struct offp { ssize_t (*op)(int, void *); int fd; void *arg; ssize_t r; int err; };
+static void *offp_run(void *a)
+{
+    struct offp *x = a;
+    x->r = x->op(x->fd, x->arg);
+    x->err = x->r < 0 ? errno : 0;
+    return NULL;
+}
+
 /* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
  * -errno (errno is read out of line: the loop may have moved to another thread). */
 static ssize_t io_loop(int fd, np_fdent *e, int mode, ssize_t (*op)(int, void *), void *arg)
 {
-    if (e->pd) {
+    if (!e->pd) {
+        struct offp x = {op, fd, arg, 0, 0};
+        do
+            np_blocking(offp_run, &x);
+        while (x.r < 0 && x.err == EINTR);
+        return x.r < 0 ? -x.err : x.r;
+    }
+    {
         int err = np__pd_reset(e->pd, mode);
         if (err)
             return pderr(err);
@@ -155,7 +172,7 @@ static ssize_t io_loop(int fd, np_fdent *e, int mode, ssize_t (*op)(int, void *)
         int en = np__errno();
         if (en == EINTR)
             continue;
-        if ((en != EAGAIN && en != EWOULDBLOCK) || !e->pd)
+        if (en != EAGAIN && en != EWOULDBLOCK)
             return -en;
         int err = np__pd_wait(e->pd, mode);
         if (err)
@@ -183,6 +200,28 @@ static void end(np_fdent *e, np_mutex *mu)
 
 static np_mutex *rmu(np_fdent *e) { return &e->rmu; }
 static np_mutex *wmu(np_fdent *e) { return &e->wmu; }
+
+ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg)
+{
+    np_fdent *e = begin(fd, mode == PD_R ? rmu : wmu);
+    if (!e)
+        return -np__errno();
+    ssize_t r = io_loop(fd, e, mode, op, arg);
+    end(e, mode == PD_R ? &e->rmu : &e->wmu);
+    return r;
+}
+
+int np__fd_wait(int fd, int mode)
+{
+    np_fdent *e = acquire(fd);
+    if (!e)
+        return -EBADF;
+    int err = e->pd ? np__pd_wait(e->pd, mode) : PD_OK;
+    release(e);
+    return err ? (int)pderr(err) : 0;
+}
+
+ssize_t np__ret(ssize_t r) { return ret(r); }
 
 struct rw { void *buf; size_t len; };
 static ssize_t op_read(int fd, void *a)
