@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 typedef struct np_fdent {
     _Atomic uint32_t state; /* OPEN bit and count of operations in flight */
     np_pd *pd;              /* NULL: not pollable (regular file), operations block */
+    bool stream;            /* a stream socket: a short read drains it */
+    bool drained;           /* the last read was short: wait for an edge before reading */
     np_mutex rmu, wmu;      /* readers take turns, writers take turns */
     _Atomic int32_t lk;
     np_g *closer;           /* np_close waiting for the operations to leave */
@@ -133,7 +136,12 @@ int np_fd_open(int fd)
         }
         if (!e->pd)
             fcntl(fd, F_SETFL, fl);
+        int type = 0;
+        socklen_t tl = sizeof type;
+        e->stream = S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+                    type == SOCK_STREAM;
     }
+    e->drained = false;
     atomic_store(&e->state, OPEN);
     np_spin_unlock(&e->lk);
     return 0;
@@ -230,13 +238,30 @@ static ssize_t op_read(int fd, void *a)
     return read(fd, x->buf, x->len);
 }
 
+/* Reads on a stream socket: after a short read the socket was empty, and with an
+ * edge-triggered poller any data since has left a readiness mark; so wait for it
+ * instead of paying a read() that would return EAGAIN. Not once the peer hung up:
+ * end of file is a state, and its one edge may have been consumed already. */
+static ssize_t read_loop(int fd, np_fdent *e, size_t want, ssize_t (*op)(int, void *), void *arg)
+{
+    if (e->drained && !np__pd_hup(e->pd)) {
+        int err = np__pd_wait(e->pd, PD_R);
+        if (err)
+            return pderr(err);
+    }
+    e->drained = false;
+    ssize_t r = io_loop(fd, e, PD_R, op, arg);
+    e->drained = e->stream && r > 0 && (size_t)r < want && np__netpoll_edge();
+    return r;
+}
+
 ssize_t np_read(int fd, void *buf, size_t len)
 {
     np_fdent *e = begin(fd, rmu);
     if (!e)
         return -1;
     struct rw x = {buf, len};
-    ssize_t r = io_loop(fd, e, PD_R, op_read, &x);
+    ssize_t r = read_loop(fd, e, len, op_read, &x);
     end(e, &e->rmu);
     return ret(r);
 }
@@ -254,7 +279,10 @@ ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
     if (!e)
         return -1;
     struct rv x = {iov, iovcnt};
-    ssize_t r = io_loop(fd, e, PD_R, op_readv, &x);
+    size_t want = 0;
+    for (int i = 0; i < iovcnt; i++)
+        want += iov[i].iov_len;
+    ssize_t r = read_loop(fd, e, want, op_readv, &x);
     end(e, &e->rmu);
     return ret(r);
 }

@@ -149,6 +149,7 @@ np_pd *np__pd_open(int fd, int *err)
     pd->fd = fd;
     atomic_store(&pd->closing, false);
     atomic_store(&pd->everr, false);
+    atomic_store(&pd->hup, false);
     atomic_fetch_add(&pd->fdseq, 1);
     pd->rseq++;
     pd->wseq++;
@@ -307,10 +308,12 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
 }
 
 /* Back ends report readiness here, building the list of coroutines to run. */
-void np__pd_ready(np_pd *pd, uint32_t tag, int mode, np_g **list)
+void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
 {
     if ((uint16_t)atomic_load(&pd->fdseq) != (uint16_t)tag)
         return; /* an event for an earlier life of this descriptor */
+    if (hup)
+        atomic_store_explicit(&pd->hup, true, memory_order_release);
     np_g *gs[2] = {NULL, NULL};
     if (mode & PD_R)
         gs[0] = unblock(pd, PD_R, true);
@@ -363,6 +366,8 @@ void np__netpoll_fini(void)
     free(np_.blocks);
     memset(&np_, 0, sizeof np_);
 }
+
+bool np__netpoll_edge(void) { return np_.be && np_.be->edge; }
 
 const char *np__netpoll_name(void) { return np_.be ? np_.be->name : "none"; }
 

@@ -19,6 +19,7 @@ typedef struct np_pd {
     int fd;
     _Atomic bool closing;
     _Atomic bool everr;        /* the back end reported an error condition */
+    _Atomic bool hup;          /* peer hung up (sticky): reads must not skip to waiting */
     _Atomic uint32_t fdseq;    /* bumped at each reuse: tags back-end events */
     uintptr_t user;            /* back end's cookie (array slot) */
     uintptr_t rseq, wseq;      /* bumped to invalidate pending deadline timers */
@@ -41,7 +42,12 @@ typedef struct np_poller {
      * np__pd_ready. Returns the number of events. */
     int (*poll)(int64_t delay, np_g **list);
     void (*wake)(void);               /* interrupt a blocked poll */
+    bool edge;                        /* edge-triggered (no arm needed) */
 } np_poller;
+
+/* True when the back end reports every new arrival (edge-triggered), so a drained
+ * socket is sure to be marked ready again. */
+bool np__netpoll_edge(void);
 
 extern const np_poller np__poller_epoll, np__poller_poll, np__poller_select;
 
@@ -59,8 +65,11 @@ int np__pd_reset(np_pd *pd, int mode);
 int np__pd_wait(np_pd *pd, int mode);
 /* d: absolute ns, 0 clears, <= now fails waits at once. */
 void np__pd_set_deadline(np_pd *pd, int64_t d, int mode);
-/* Back ends: readiness for mode (PD_R|PD_W) on pd, whose event carried tag. */
-void np__pd_ready(np_pd *pd, uint32_t tag, int mode, np_g **list);
+/* Back ends: readiness for mode (PD_R|PD_W) on pd, whose event carried tag; hup when
+ * the event says the peer hung up or errored. */
+void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list);
+/* The peer hung up: a drained stream socket will see no further edge for EOF. */
+static inline bool np__pd_hup(np_pd *pd) { return atomic_load_explicit(&pd->hup, memory_order_acquire); }
 void np__pd_seterr(np_pd *pd, uint32_t tag);
 
 #endif

@@ -84,7 +84,7 @@ static int ep_poll(int64_t delay, np_g **list)
         if (e == EPOLLERR)
             np__pd_seterr(pd, tag);
         if (mode)
-            np__pd_ready(pd, tag, mode, list);
+            np__pd_ready(pd, tag, mode, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, list);
     }
     return n;
 }
@@ -96,4 +96,4 @@ static void ep_wake(void)
     }
 }
 
-const np_poller np__poller_epoll = {"epoll", ep_init, ep_fini, ep_open, ep_close, NULL, ep_poll, ep_wake};
+const np_poller np__poller_epoll = {"epoll", ep_init, ep_fini, ep_open, ep_close, NULL, ep_poll, ep_wake, true};

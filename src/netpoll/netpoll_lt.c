@@ -134,7 +134,7 @@ void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_g **list)
     np_spin_unlock(&lt_.lock);
     if (err)
         np__pd_seterr(e->pd, e->tag);
-    np__pd_ready(e->pd, e->tag, mode, list);
+    np__pd_ready(e->pd, e->tag, mode, err, list);
 }
 
 void np__lt_drain(void)

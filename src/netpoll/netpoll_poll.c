@@ -47,4 +47,4 @@ static int pl_poll(int64_t delay, np_g **list)
 }
 
 const np_poller np__poller_poll = {"poll", pl_init, np__lt_fini, np__lt_open, np__lt_close,
-                                   np__lt_arm, pl_poll, np__lt_wake};
+                                   np__lt_arm, pl_poll, np__lt_wake, false};

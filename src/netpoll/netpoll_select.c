@@ -73,4 +73,4 @@ static int sl_poll(int64_t delay, np_g **list)
 }
 
 const np_poller np__poller_select = {"select", sl_init, np__lt_fini, sl_open, np__lt_close,
-                                     np__lt_arm, sl_poll, np__lt_wake};
+                                     np__lt_arm, sl_poll, np__lt_wake, false};
