@@ -137,12 +137,19 @@ static inline __attribute__((always_inline)) np_g *runq_local(np_p *p)
 {
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
-    if (tick % 61 == 0 && atomic_load_explicit(&np__sched.runqsize, memory_order_relaxed) > 0) {
-        pthread_mutex_lock(&np__sched.lock);
-        np_g *g = np__globrunqget(p, 1);
-        pthread_mutex_unlock(&np__sched.lock);
-        if (g)
-            return g;
+    if (__builtin_expect(tick % 61 == 0, 0)) {
+        /* Coroutines that keep switching among themselves never reach the scheduler
+         * loop: look at due timers and the global queue here too. */
+        int64_t first = np_timers_first(&p->timers);
+        if (first && first <= np__nanotime())
+            np_timers_run(p, np__nanotime());
+        if (atomic_load_explicit(&np__sched.runqsize, memory_order_relaxed) > 0) {
+            pthread_mutex_lock(&np__sched.lock);
+            np_g *g = np__globrunqget(p, 1);
+            pthread_mutex_unlock(&np__sched.lock);
+            if (g)
+                return g;
+        }
     }
     return np__runqget(p);
 }
@@ -650,19 +657,20 @@ top:
         m->spinning = false;
         atomic_fetch_sub(&np__sched.nmspinning, 1);
         /* Work may have been readied after we looked and before our P went idle, by
-         * someone who saw us spinning and so woke nobody: look once more. */
-        for (int i = 0; i < np__sched.nprocs; i++) {
-            if (!np__runqempty(np__sched.allp[i])) {
-                pthread_mutex_lock(&np__sched.lock);
-                np_p *q = pidleget();
-                pthread_mutex_unlock(&np__sched.lock);
-                if (q) {
-                    acquirep(m, q);
-                    m->spinning = true;
-                    atomic_fetch_add(&np__sched.nmspinning, 1);
-                    goto top;
-                }
-                break;
+         * someone who saw us spinning and so woke nobody: look once more, at the
+         * global queue and at every P's. */
+        bool work = atomic_load(&np__sched.runqsize) > 0;
+        for (int i = 0; !work && i < np__sched.nprocs; i++)
+            work = !np__runqempty(np__sched.allp[i]);
+        if (work) {
+            pthread_mutex_lock(&np__sched.lock);
+            np_p *q = pidleget();
+            pthread_mutex_unlock(&np__sched.lock);
+            if (q) {
+                acquirep(m, q);
+                m->spinning = true;
+                atomic_fetch_add(&np__sched.nmspinning, 1);
+                goto top;
             }
         }
     }
