@@ -139,21 +139,19 @@ void np__begin_stop(void)
 static void *sysmon(void *arg)
 {
     (void)arg;
-    int64_t delay = 20000, *since = calloc((size_t)np__sched.nprocs, sizeof *since);
-    int idle = 0;
+    int64_t *since = calloc((size_t)np__sched.nprocs, sizeof *since);
+    int64_t delay = 10000000; /* 10 ms; 20 us while a blocking call is on */
+    int allidle = 0;
     while (!atomic_load(&np__sched.stopping)) {
-        if (idle == 0)
-            delay = 20000;
-        else if (idle > 50 && delay < 10000000)
-            delay *= 2;
         atomic_store(&np__sched.sysmonslow, delay > 1000000);
-        if (np_note_tsleep(&np__sched.sysmonnote, delay))
-            idle = 0; /* woken by np_blocking: look often for a while */
+        np_note_tsleep(&np__sched.sysmonnote, delay);
         np_note_clear(&np__sched.sysmonnote);
         if (atomic_load(&np__sched.stopping))
             break;
-        if (atomic_load(&np__sched.npidle) == np__sched.nprocs) {
-            /* Nothing runs: sleep until a P gets busy (an idle runtime costs no CPU). */
+        /* Nothing has run for a whole period twice: sleep until a P gets busy (an idle
+         * runtime costs no CPU). A brief idle moment under load does not count. */
+        allidle = atomic_load(&np__sched.npidle) == np__sched.nprocs ? allidle + 1 : 0;
+        if (allidle >= 2) {
             pthread_mutex_lock(&np__sched.lock);
             if (atomic_load(&np__sched.npidle) == np__sched.nprocs &&
                 !atomic_load(&np__sched.stopping)) {
@@ -161,33 +159,32 @@ static void *sysmon(void *arg)
                 pthread_mutex_unlock(&np__sched.lock);
                 np_note_sleep(&np__sched.sysmonnote);
                 np_note_clear(&np__sched.sysmonnote);
-                idle = 0;
+                allidle = 0;
                 continue;
             }
             pthread_mutex_unlock(&np__sched.lock);
         }
         int64_t now = np__nanotime();
-        bool did = false;
+        bool did = false, blocked = false;
         /* Poll the network if nobody has for 10 ms (every P busy running). */
         int64_t lp = atomic_load(&np__sched.lastpoll);
         if (np__netpoll_waiters() && lp != 0 && now - lp > 10000000 &&
             atomic_compare_exchange_strong(&np__sched.lastpoll, &lp, now)) {
             np_g *list = np__netpoll(0);
-            if (list) {
+            if (list)
                 np__inject(list);
-                did = true;
-            }
         }
         for (int i = 0; i < np__sched.nprocs; i++) {
-            did |= np__retake_syscall(np__sched.allp[i], now);
-            did |= np__retake(np__sched.allp[i], now, &since[i]);
+            np_p *p = np__sched.allp[i];
+            if (atomic_load(&p->status) == P_SYSCALL) {
+                blocked = true;
+                np__retake_syscall(p, now);
+            }
+            did |= np__retake(p, now, &since[i]);
         }
-        for (int i = 0; i < np__sched.nprocs && !did; i++)
-            if (atomic_load(&np__sched.allp[i]->status) == P_SYSCALL)
-                idle = 0; /* a blocking call is on: keep looking every 20 us */
         if (did)
             np__wakep();
-        idle = did ? 0 : idle + 1;
+        delay = blocked ? 20000 : 10000000;
     }
     free(since);
     return NULL;
