@@ -14,7 +14,7 @@ B := build/$(VARIANT)
 endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-BASE := -std=c11 -D_GNU_SOURCE -Iinclude -g -pthread $(WARN)
+BASE := -std=c11 -D_GNU_SOURCE -Iinclude -g -pthread -fno-omit-frame-pointer $(WARN)
 OPT := -O2
 SAN :=
 ifeq ($(VARIANT),asan)
@@ -32,7 +32,7 @@ ifeq ($(VARIANT),aarch64)
 CC := aarch64-linux-gnu-gcc
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS_ALL := -pthread $(SAN)
+LDFLAGS_ALL := -pthread -rdynamic $(SAN)
 
 ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
 CTX_SRC := src/ctx/ctx_ucontext.c
@@ -42,7 +42,7 @@ else
 CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
-LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c)
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c)
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 BENCH := $(B)/bin/np-bench-runtime

@@ -235,6 +235,50 @@ int np_shutdown(int fd, int how);
  * "none" when no runtime is running. */
 const char *np_poller_name(void);
 
+/* ---- seeing inside ------------------------------------------------------------------------
+ * SIGQUIT prints every coroutine (as Go prints goroutines) to standard error and to the
+ * netlog, then exits with status 2 (NP_DUMP=continue: keep running). SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGABRT and coroutine stack overflow print the faulting coroutine
+ * and the dump, then kill the process with the original signal. Backtraces name
+ * functions when the program is linked with -rdynamic. */
+
+/* Write the coroutine dump to fd. Safe from a signal handler; never waits for the
+ * scheduler (reads its state as it is). Returns 0, or -1/errno. */
+int np_dump(int fd);
+
+/* What the runtime is doing (np_stats). Counters are totals since np_run. */
+enum {
+    NP_WAIT_SLEEP, NP_WAIT_CHAN_SEND, NP_WAIT_CHAN_RECV, NP_WAIT_SELECT, NP_WAIT_MUTEX,
+    NP_WAIT_WAITGROUP, NP_WAIT_IO, NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
+};
+typedef struct np_stats {
+    int64_t coroutines;                  /* alive (not finished) */
+    int64_t running, runnable, waiting;
+    int64_t waiting_by[NP_WAIT_NREASONS];
+    int64_t procs, threads;              /* Ps; OS threads running coroutines (Ms) */
+    int64_t polls, events;               /* poller calls; coroutines it woke */
+    int64_t steals, switches;            /* coroutines stolen between Ps; switches */
+    int64_t timers;                      /* pending */
+    int64_t fds;                         /* registered with np_fd_open */
+} np_stats;
+
+/* Fill *s. Returns 0, or -1/EPERM when no runtime is running. */
+int np_stats_get(np_stats *s);
+
+/* Send np's log lines and dumps as UDP datagrams to url ("udp://HOST:PORT", numeric
+ * host). Also read from NP_NETLOG at np_run. The send path takes no lock, allocates
+ * nothing and does not need the scheduler (usable in a signal handler); what cannot be
+ * sent at once is queued in a fixed ring, in order, and retried by a thread of its own;
+ * when the ring is full messages are dropped and counted. A datagram "dump" from the
+ * collector's address (only) makes the runtime send a dump. Returns 0 or -1/errno. */
+int np_netlog_open(const char *url);
+
+/* Log one line (printf format) to the netlog, if open, and to standard error. */
+void np_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Stop the netlog (flushes what is queued, as far as the socket takes it). */
+void np_netlog_close(void);
+
 #ifdef __cplusplus
 }
 #endif

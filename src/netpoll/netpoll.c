@@ -98,8 +98,12 @@ static bool block(np_pd *pd, int mode)
         if (old != PD_READY && old != 0)
             np__fatal("two coroutines wait on one descriptor in the same mode");
     }
-    if (checkerr(pd, mode) == PD_OK)
+    if (checkerr(pd, mode) == PD_OK) {
+        np_g *g = np__getg();
+        g->waitfd = pd->fd;
+        g->waitmode = (uint8_t)mode;
         np__park(blockcommit, (void *)gpp, W_IO);
+    }
     uintptr_t old = atomic_exchange(gpp, 0);
     if (old > PD_WAIT)
         np__fatal("corrupted poll descriptor");
@@ -329,6 +333,7 @@ void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
         g->waitreason = W_NONE;
         g->schedlink = *list;
         *list = g;
+        atomic_fetch_add_explicit(&np__sched.nevents, 1, memory_order_relaxed);
     }
 }
 
@@ -376,6 +381,7 @@ bool np__netpoll_waiters(void) { return atomic_load_explicit(&np_.waiters, memor
 np_g *np__netpoll(int64_t delay)
 {
     np_g *list = NULL;
+    atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);
     np_.be->poll(delay, &list);
     return list;
 }

@@ -4,6 +4,7 @@
 #include "poll.h"
 #include "runq.h"
 #include "../netpoll/netpoll.h"
+#include "../debug/debug.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,38 +21,6 @@ bool np__retake(np_p *p, int64_t now, int64_t *since);
 bool np__retake_syscall(np_p *p, int64_t now);
 
 #define ALTSTACK (64 * 1024)
-
-/* ---- stack overflow ---------------------------------------------------------------- */
-
-static void put_str(char *b, size_t *n, const char *s)
-{
-    while (*s && *n < 200)
-        b[(*n)++] = *s++;
-}
-
-static void overflow_handler(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    np_m *m = np__getm();
-    np_g *g = m ? m->curg : NULL;
-    if (g && np_stack_in_guard(&g->stack, (uintptr_t)si->si_addr)) {
-        char b[256], d[24];
-        size_t n = 0;
-        int k = 0;
-        for (int64_t v = g->id; v > 0 && k < 20; v /= 10)
-            d[k++] = (char)('0' + v % 10);
-        put_str(b, &n, "np: fatal: coroutine stack overflow (coroutine ");
-        while (k > 0 && n < 200)
-            b[n++] = d[--k];
-        put_str(b, &n, ")\n");
-        if (write(2, b, n) < 0) {
-        }
-        signal(SIGABRT, SIG_DFL);
-        abort();
-    }
-    /* Not ours: give the fault back to whoever handled it before; it recurs on return. */
-    sigaction(sig, sig == SIGSEGV ? &np__sched.oldsegv : &np__sched.oldbus, NULL);
-}
 
 static void m_altstack(np_m *m)
 {
@@ -302,13 +271,7 @@ int np_run(np_fn main_fn, void *arg)
     s->allp[0]->m = m0;
     atomic_store(&s->allp[0]->status, P_RUNNING);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = overflow_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &s->oldsegv);
-    sigaction(SIGBUS, &sa, &s->oldbus);
+    np__signals_install();
     /* A write to a closed peer returns EPIPE instead of killing the process. */
     struct sigaction ign;
     memset(&ign, 0, sizeof ign);
@@ -318,6 +281,7 @@ int np_run(np_fn main_fn, void *arg)
         sigaction(SIGPIPE, &ign, NULL);
 
     atomic_store(&s->lastpoll, np__nanotime());
+    s->dumpcontinue = getenv("NP_DUMP") && strcmp(getenv("NP_DUMP"), "continue") == 0;
     np_g *g = np__newg(m0->p, main_fn, arg, 0);
     if (!g)
         np__fatal("out of memory");
@@ -342,8 +306,7 @@ int np_run(np_fn main_fn, void *arg)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
     pthread_join(s->sysmon, NULL);
-    sigaction(SIGSEGV, &s->oldsegv, NULL);
-    sigaction(SIGBUS, &s->oldbus, NULL);
+    np__signals_restore();
     sigaction(SIGPIPE, &s->oldpipe, NULL);
     m_altstack_free(m0);
     np__setm(NULL);

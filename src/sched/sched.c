@@ -37,7 +37,9 @@ int64_t np__nanotime(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    atomic_store_explicit(&np__sched.nowcache, now, memory_order_relaxed);
+    return now;
 }
 
 _Noreturn void np__fatal(const char *msg)
@@ -89,6 +91,7 @@ static inline void prepare(np_m *m, np_g *g)
     g->m = m;
     m->curg = g;
     atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+    np__count(&m->p->nswitch);
 }
 
 static void gfput(np_p *p, np_g *g);
@@ -178,6 +181,7 @@ void np__park(np_unlockf f, void *arg, int reason)
     np_m *m = np__getm();
     np_g *g = m->curg;
     g->waitreason = (uint8_t)reason;
+    g->waitsince = atomic_load_explicit(&np__sched.nowcache, memory_order_relaxed);
     atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
     m->after = AFTER_PARK;
     m->after_g = g;
@@ -235,55 +239,39 @@ int np_yield(void)
 
 /* ---- coroutines: creation, exit ----------------------------------------------------- */
 
-static void allg_add(np_g *g)
-{
-    np_spin_lock(&np__sched.allglock);
-    if (np__sched.nallg == np__sched.capallg) {
-        size_t nc = np__sched.capallg ? 2 * np__sched.capallg : 1024;
-        np_g **na = realloc(np__sched.allg, nc * sizeof *na);
-        if (!na)
-            np__fatal("out of memory");
-        np__sched.allg = na;
-        np__sched.capallg = nc;
-    }
-    np__sched.allg[np__sched.nallg++] = g;
-    np_spin_unlock(&np__sched.allglock);
-}
-
 /* G structs live as long as the runtime, carved from 2 MiB chunks that may be backed
  * by transparent huge pages (spawning a million coroutines then costs a few hundred
  * page faults instead of a hundred thousand). */
-#define GCHUNK (2u << 20)
 static np_g *galloc(void)
 {
-    size_t sz = (sizeof(np_g) + 63) & ~(size_t)63;
-    np_spin_lock(&np__sched.allglock);
-    if (np__sched.garena_end - np__sched.garena < (ptrdiff_t)sz) {
-        char *c = mmap(NULL, 2 * GCHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (c == MAP_FAILED) {
-            np_spin_unlock(&np__sched.allglock);
+    np_spin_lock(&np__sched.glock);
+    size_t n = atomic_load_explicit(&np__sched.ngchunks, memory_order_relaxed);
+    size_t used = atomic_load_explicit(&np__sched.gused, memory_order_relaxed);
+    if (n == 0 || used + NP_GSIZE > NP_GCHUNK) {
+        if (n == NP_GCHUNKS) {
+            np_spin_unlock(&np__sched.glock);
             return NULL;
         }
-        char *a = (char *)(((uintptr_t)c + GCHUNK - 1) & ~(uintptr_t)(GCHUNK - 1));
+        char *c = mmap(NULL, 2 * NP_GCHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c == MAP_FAILED) {
+            np_spin_unlock(&np__sched.glock);
+            return NULL;
+        }
+        char *a = (char *)(((uintptr_t)c + NP_GCHUNK - 1) & ~(uintptr_t)(NP_GCHUNK - 1));
         if (a > c)
             munmap(c, (size_t)(a - c));
-        if (a + GCHUNK < c + 2 * GCHUNK)
-            munmap(a + GCHUNK, (size_t)(c + 2 * GCHUNK - (a + GCHUNK)));
-        madvise(a, GCHUNK, MADV_HUGEPAGE);
-        void **nc = realloc(np__sched.gchunks, (np__sched.ngchunks + 1) * sizeof *nc);
-        if (!nc) {
-            munmap(a, GCHUNK);
-            np_spin_unlock(&np__sched.allglock);
-            return NULL;
-        }
-        np__sched.gchunks = nc;
-        nc[np__sched.ngchunks++] = a;
-        np__sched.garena = a;
-        np__sched.garena_end = a + GCHUNK;
+        if (a + NP_GCHUNK < c + 2 * NP_GCHUNK)
+            munmap(a + NP_GCHUNK, (size_t)(c + 2 * NP_GCHUNK - (a + NP_GCHUNK)));
+        madvise(a, NP_GCHUNK, MADV_HUGEPAGE);
+        np__sched.gchunks[n] = a;
+        used = 0;
+        atomic_store_explicit(&np__sched.gused, 0, memory_order_release);
+        atomic_store_explicit(&np__sched.ngchunks, n + 1, memory_order_release);
+        n++;
     }
-    np_g *g = (np_g *)np__sched.garena;
-    np__sched.garena += sz;
-    np_spin_unlock(&np__sched.allglock);
+    np_g *g = (np_g *)(np__sched.gchunks[n - 1] + used);
+    atomic_store_explicit(&np__sched.gused, used + NP_GSIZE, memory_order_release);
+    np_spin_unlock(&np__sched.glock);
     return g;
 }
 
@@ -312,7 +300,6 @@ static np_g *gfget(np_p *p)
 #ifdef NP_TSAN
     g->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    allg_add(g);
     return g;
 }
 
@@ -585,8 +572,10 @@ static np_g *steal_work(np_m *m, int64_t now)
             }
             if (!np__runqempty(v)) {
                 np_g *g = np__runqsteal(p, v);
-                if (g)
+                if (g) {
+                    np__count(&p->nsteal);
                     return g;
+                }
             }
         }
     }
@@ -778,16 +767,23 @@ void np__m_init_fiber(np_m *m)
 #endif
 }
 
+#ifdef NP_TSAN
+static void g_free_fiber(np_g *g, void *arg)
+{
+    (void)arg;
+    __tsan_destroy_fiber(g->tsan_fiber);
+}
+#endif
+
 void np__g_free_all(void)
 {
 #ifdef NP_TSAN
-    for (size_t i = 0; i < np__sched.nallg; i++)
-        __tsan_destroy_fiber(np__sched.allg[i]->tsan_fiber);
+    np__each_g(g_free_fiber, NULL);
 #endif
-    free(np__sched.allg);
-    for (size_t i = 0; i < np__sched.ngchunks; i++)
-        munmap(np__sched.gchunks[i], GCHUNK);
-    free(np__sched.gchunks);
+    size_t n = atomic_load(&np__sched.ngchunks);
+    for (size_t i = 0; i < n; i++)
+        munmap(np__sched.gchunks[i], NP_GCHUNK);
+    atomic_store(&np__sched.ngchunks, 0);
 }
 
 /* ---- blocking calls (Go's entersyscall/exitsyscall) ---------------------------------- */

@@ -45,7 +45,10 @@ struct np_g {
     np_stack stack;
     _Atomic uint32_t status;
     uint8_t waitreason;
+    uint8_t waitmode;    /* IO wait: PD_R / PD_W */
     bool ismain;
+    int32_t waitfd;      /* IO wait: the descriptor */
+    int64_t waitsince;   /* when it parked (coarse clock) */
     size_t want_stack;   /* requested stack size, 0 = default */
     int64_t id;
     np_fn fn;
@@ -65,6 +68,9 @@ struct np_g {
 };
 
 #define NP_RUNQ 256
+#define NP_GCHUNK ((size_t)2 << 20)
+#define NP_GCHUNKS 16384
+#define NP_GSIZE ((sizeof(np_g) + 63) & ~(size_t)63)
 
 enum { P_IDLE, P_RUNNING, P_SYSCALL };
 
@@ -87,6 +93,7 @@ struct np_p {
     int ngfree;
     np_stack_cache stacks;
     int64_t idcache, idend;      /* ids handed out in batches */
+    _Atomic uint64_t nswitch, nsteal; /* counters, written by the owner only */
     np_timers timers;
 };
 
@@ -140,12 +147,14 @@ typedef struct np_sched {
     _Atomic int64_t goidgen;
     _Atomic int32_t gfreelock;
     np_g *gfree;
-    _Atomic int32_t allglock;
-    np_g **allg;
-    size_t nallg, capallg;
-    char *garena, *garena_end; /* G structs are carved from hugepage chunks */
-    void **gchunks;
-    size_t ngchunks;
+    /* Every G ever made lives in gchunks[0..ngchunks), carved in order: the last chunk
+     * up to gused bytes. Never moved or freed while running, so a dump can walk them. */
+    _Atomic int32_t glock;
+    char *gchunks[NP_GCHUNKS];
+    _Atomic size_t ngchunks;
+    _Atomic size_t gused;
+    _Atomic int64_t nowcache;  /* the last clock reading (coarse "now" for wait times) */
+    _Atomic uint64_t npolls, nevents; /* poller calls, coroutines it woke */
     np_g *maing;
     size_t stack_size;
     /* the netpoller: one M at a time blocks in it */
@@ -159,7 +168,8 @@ typedef struct np_sched {
     /* lifecycle */
     _Atomic bool stopping;
     _Atomic bool running;
-    struct sigaction oldsegv, oldbus, oldpipe;
+    struct sigaction oldpipe;
+    bool dumpcontinue;
 } np_sched;
 
 extern np_sched np__sched;
@@ -167,6 +177,24 @@ extern np_sched np__sched;
 /* One P: only the thread holding it runs coroutines, so run queues, coroutine states
  * and channel locks need no atomic read-modify-write (nprocs is fixed while running). */
 static inline bool np__solo(void) { return np__sched.nprocs == 1; }
+
+/* Call f on every G ever created (dead ones too). Lock-free: fine in a signal handler. */
+static inline void np__each_g(void (*f)(np_g *g, void *arg), void *arg)
+{
+    size_t n = atomic_load_explicit(&np__sched.ngchunks, memory_order_acquire);
+    size_t used = atomic_load_explicit(&np__sched.gused, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        size_t lim = i + 1 == n ? used : NP_GCHUNK / NP_GSIZE * NP_GSIZE;
+        for (size_t off = 0; off + NP_GSIZE <= lim; off += NP_GSIZE)
+            f((np_g *)(np__sched.gchunks[i] + off), arg);
+    }
+}
+
+/* Owner-only counter bump: no locked instruction. */
+static inline void np__count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 /* The M of the calling thread, NULL outside the runtime's threads. A coroutine may
  * resume on another thread: after a park, code uses g->m, never a TLS value read

@@ -1,0 +1,251 @@
+/* The coroutine dump, after Go's goroutine dump: id, state, wait reason and for how
+ * long, the function it was started with, a backtrace. It reads the scheduler's state
+ * as it is, without locks, so it works while every P is busy or stuck (and from signal
+ * handlers); a coroutine running on another thread is shown without a backtrace. */
+#include "debug.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+void np__out_flush(np_out *o)
+{
+    if (o->n == 0)
+        return;
+    if (o->fd >= 0) {
+        size_t off = 0;
+        while (off < o->n) {
+            ssize_t w = write(o->fd, o->b + off, o->n - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    if (o->netlog) {
+        size_t st = 0;
+        for (size_t i = 0; i < o->n; i++)
+            if (o->b[i] == '\n') {
+                np__netlog_send(o->b + st, i - st);
+                st = i + 1;
+            }
+        if (st < o->n)
+            np__netlog_send(o->b + st, o->n - st);
+    }
+    o->n = 0;
+}
+
+void np__out_str(np_out *o, const char *s)
+{
+    for (; *s; s++) {
+        if (o->n == sizeof o->b)
+            np__out_flush(o);
+        o->b[o->n++] = *s;
+        if (*s == '\n' && o->netlog)
+            np__out_flush(o); /* one datagram per line */
+    }
+}
+
+void np__out_dec(np_out *o, int64_t v)
+{
+    char d[24], *p = d + sizeof d;
+    uint64_t u = v < 0 ? (uint64_t)-v : (uint64_t)v;
+    *--p = 0;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    np__out_str(o, p);
+}
+
+void np__out_hex(np_out *o, uintptr_t v)
+{
+    char d[24], *p = d + sizeof d;
+    *--p = 0;
+    do
+        *--p = "0123456789abcdef"[v & 15];
+    while (v >>= 4);
+    *--p = 'x';
+    *--p = '0';
+    np__out_str(o, p);
+}
+
+static void sym(np_out *o, uintptr_t pc)
+{
+    np__out_hex(o, pc);
+    Dl_info di;
+    if (dladdr((void *)pc, &di) && di.dli_sname) {
+        np__out_str(o, " ");
+        np__out_str(o, di.dli_sname);
+        np__out_str(o, "+");
+        np__out_hex(o, pc - (uintptr_t)di.dli_saddr);
+    }
+}
+
+/* Walk frame pointers within [lo, hi). */
+NP_NOTSAN static void walk(np_out *o, uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+    for (int i = 0; i < 40 && pc; i++) {
+        np__out_str(o, "    #");
+        np__out_dec(o, i);
+        np__out_str(o, " ");
+        sym(o, pc);
+        np__out_str(o, "\n");
+        if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || (fp & (sizeof(uintptr_t) - 1)))
+            break;
+        uintptr_t nfp = ((uintptr_t *)fp)[0];
+        pc = ((uintptr_t *)fp)[1];
+        if (nfp <= fp)
+            break;
+        fp = nfp;
+    }
+}
+
+/* pc and frame pointer of a switched-out coroutine, from its saved context. */
+NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t *pc, uintptr_t *fp)
+{
+#if defined(NP_CTX_UCONTEXT) && defined(__x86_64__)
+    *pc = (uintptr_t)g->ctx.uc.uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)g->ctx.uc.uc_mcontext.gregs[REG_RBP];
+    return true;
+#elif defined(NP_CTX_UCONTEXT) && defined(__aarch64__)
+    *pc = (uintptr_t)g->ctx.uc.uc_mcontext.pc;
+    *fp = (uintptr_t)g->ctx.uc.uc_mcontext.regs[29];
+    return true;
+#elif defined(__x86_64__)
+    uintptr_t *sp = g->ctx.sp;
+    *pc = sp[7];
+    *fp = sp[6];
+    return true;
+#elif defined(__aarch64__)
+    uintptr_t *sp = g->ctx.sp;
+    *pc = sp[11];
+    *fp = sp[10];
+    return true;
+#else
+    return false;
+#endif
+}
+
+static bool ctx_regs(const void *ctx, uintptr_t *pc, uintptr_t *fp)
+{
+    const ucontext_t *uc = ctx;
+#if defined(__x86_64__)
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    return true;
+#elif defined(__aarch64__)
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
+    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
+    return true;
+#else
+    (void)uc;
+    return false;
+#endif
+}
+
+static const char *reason(int r)
+{
+    switch (r) {
+    case W_SLEEP: return "sleep";
+    case W_CHAN_SEND: return "chan send";
+    case W_CHAN_RECV: return "chan receive";
+    case W_SELECT: return "select";
+    case W_SELECT_NOCASES: return "select (no cases)";
+    case W_MUTEX: return "mutex";
+    case W_WAITGROUP: return "waitgroup";
+    case W_IO: return "IO wait";
+    case W_BLOCKING: return "blocking call";
+    default: return "waiting";
+    }
+}
+
+typedef struct dumpctx { np_out *o; const void *ctx; np_m *self; int64_t now; int n; } dumpctx;
+
+NP_NOTSAN static void dump_g(np_g *g, void *arg)
+{
+    dumpctx *d = arg;
+    np_out *o = d->o;
+    uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
+    if (st == G_IDLE || st == G_DEAD)
+        return;
+    d->n++;
+    np__out_str(o, "coroutine ");
+    np__out_dec(o, g->id);
+    np__out_str(o, " [");
+    bool blocking = st == G_RUNNING && g->waitreason == W_BLOCKING;
+    if (st == G_RUNNING && !blocking)
+        np__out_str(o, "running");
+    else if (st == G_RUNNABLE)
+        np__out_str(o, "runnable");
+    else {
+        np__out_str(o, blocking ? "blocking call" : reason(g->waitreason));
+        if (!blocking && g->waitreason == W_IO) {
+            np__out_str(o, " fd ");
+            np__out_dec(o, g->waitfd);
+            np__out_str(o, g->waitmode == 2 ? " write" : " read");
+        }
+        if (!blocking && g->waitsince > 0 && d->now >= g->waitsince) {
+            int64_t ms = (d->now - g->waitsince) / 1000000;
+            np__out_str(o, ", ");
+            np__out_dec(o, ms / 1000);
+            np__out_str(o, ".");
+            np__out_dec(o, ms % 1000 / 100);
+            np__out_dec(o, ms % 100 / 10);
+            np__out_str(o, " s");
+        }
+    }
+    np__out_str(o, "]");
+    if (g->ismain)
+        np__out_str(o, " (main)");
+    np__out_str(o, ":\n    started at ");
+    sym(o, (uintptr_t)g->fn);
+    np__out_str(o, "\n");
+    uintptr_t lo = (uintptr_t)g->stack.lo, hi = lo + g->stack.size, pc, fp;
+    if (g->stack.kind == NP_STK_NONE)
+        return; /* has not run yet */
+    if (st == G_RUNNING) {
+        np_m *m = g->m;
+        if (m == d->self && d->ctx && ctx_regs(d->ctx, &pc, &fp))
+            walk(o, pc, fp, lo, hi);
+        else if (!blocking) {
+            np__out_str(o, "    (running on thread ");
+            np__out_dec(o, m ? m->id : -1);
+            np__out_str(o, ")\n");
+        }
+        return;
+    }
+    if (saved_regs(g, &pc, &fp))
+        walk(o, pc, fp, lo, hi);
+}
+
+void np__dump_to(np_out *o, const void *ctx)
+{
+    dumpctx d = {o, ctx, np__getm(), atomic_load(&np__sched.nowcache), 0};
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+        d.now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    np__out_str(o, "np: coroutine dump (");
+    np__out_dec(o, np__sched.nprocs);
+    np__out_str(o, " procs)\n\n");
+    np__each_g(dump_g, &d);
+    np__out_str(o, "np: ");
+    np__out_dec(o, d.n);
+    np__out_str(o, " coroutines\n");
+    np__out_flush(o);
+}
+
+int np_dump(int fd)
+{
+    if (!atomic_load(&np__sched.running)) {
+        errno = EPERM;
+        return -1;
+    }
+    np_out o = {.fd = fd, .netlog = false};
+    np__dump_to(&o, NULL);
+    return 0;
+}
