@@ -46,7 +46,7 @@ LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 BENCH := $(B)/bin/np-bench-runtime
-EXAMPLES := $(B)/bin/np-echo $(B)/bin/np-telnet $(B)/bin/np-chat
+EXAMPLES := $(B)/bin/np-echo $(B)/bin/np-telnet $(B)/bin/np-chat $(B)/bin/np-netlog
 HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
 
 .PHONY: all lib tests bench-bin examples run test bench clean

@@ -31,7 +31,10 @@ typedef struct np_fdent {
 static struct {
     np_fdent *_Atomic chunks[NCHUNKS];
     _Atomic int32_t lock;
+    _Atomic int64_t count; /* registered */
 } tab_;
+
+int64_t np__fd_count(void) { return atomic_load(&tab_.count); }
 
 static np_fdent *ent(int fd, bool create)
 {
@@ -56,6 +59,7 @@ void np__fd_fini(void)
         free(atomic_load(&tab_.chunks[i]));
         atomic_store(&tab_.chunks[i], NULL);
     }
+    atomic_store(&tab_.count, 0);
 }
 
 /* Take a reference for an operation; NULL (errno EBADF) if fd is not open. */
@@ -144,6 +148,7 @@ int np_fd_open(int fd)
     e->drained = false;
     atomic_store(&e->state, OPEN);
     np_spin_unlock(&e->lk);
+    atomic_fetch_add(&tab_.count, 1);
     return 0;
 }
 
@@ -377,6 +382,7 @@ int np_close(int fd)
         errno = EBADF;
         return -1;
     }
+    atomic_fetch_sub(&tab_.count, 1);
     if (e->pd)
         np__pd_unblock(e->pd); /* everyone blocked wakes with EBADF */
     /* Wait until every operation in flight has left. */

@@ -229,8 +229,9 @@ int np_run(np_fn main_fn, void *arg)
     np_sched *s = &np__sched;
     memset((char *)s, 0, offsetof(np_sched, running));
     atomic_store(&s->stopping, false);
-    if (np__netpoll_init() != 0) {
+    if (np__netlog_start() != 0 || np__netpoll_init() != 0) {
         int e = errno;
+        np__netlog_stop();
         atomic_store(&s->running, false);
         errno = e;
         return -1;
@@ -311,6 +312,7 @@ int np_run(np_fn main_fn, void *arg)
     m_altstack_free(m0);
     np__setm(NULL);
     teardown();
+    np__netlog_stop();
     atomic_store(&s->running, false);
     return 0;
 }

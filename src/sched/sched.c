@@ -7,6 +7,7 @@
 #include "sched.h"
 #include "poll.h"
 #include "runq.h"
+#include "../debug/debug.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +45,12 @@ int64_t np__nanotime(void)
 
 _Noreturn void np__fatal(const char *msg)
 {
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "np: fatal: %s\n", msg);
-    if (write(2, buf, (size_t)n) < 0) {
-    }
-    abort();
+    np_out o = {.fd = 2, .netlog = np__netlog_on()};
+    np__out_str(&o, "np: fatal: ");
+    np__out_str(&o, msg);
+    np__out_str(&o, "\n");
+    np__out_flush(&o);
+    abort(); /* the SIGABRT report follows, with the dump */
 }
 
 /* ---- switching ---------------------------------------------------------------------- */
