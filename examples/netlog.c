@@ -16,8 +16,8 @@
 typedef struct sender {
     struct sockaddr_storage a;
     socklen_t alen;
-    unsigned long long last; /* last message number printed */
-    unsigned long long cur;  /* message being reassembled */
+    unsigned long long last; /* number of the last datagram received */
+    unsigned long long cur;  /* number of the first datagram of the message being built */
     size_t len, nextfrag;
     char buf[MAXMSG];
 } sender;
@@ -66,13 +66,8 @@ static void emit(sender *s, const char *text, size_t len)
     struct tm tm;
     localtime_r(&t.tv_sec, &tm);
     strftime(ts, sizeof ts, "%H:%M:%S", &tm);
-    if (s->cur > s->last + 1 && s->last != 0) {
-        lost += s->cur - s->last - 1;
-        fprintf(out, "%s.%03ld %s -- %llu lost --\n", ts, t.tv_nsec / 1000000, who, s->cur - s->last - 1);
-    }
     fprintf(out, "%s.%03ld %s #%llu %.*s\n", ts, t.tv_nsec / 1000000, who, s->cur, (int)len, text);
     fflush(out);
-    s->last = s->cur;
 }
 
 static void receiver(void *arg)
@@ -95,12 +90,20 @@ static void receiver(void *arg)
             continue;
         if (id <= s->last && s->last != 0)
             continue; /* duplicate */
+        if (id > s->last + 1 && s->last != 0) {
+            lost += id - s->last - 1;
+            fprintf(out, "-- %llu lost from ", id - s->last - 1);
+            char who[80];
+            name(s, who, sizeof who);
+            fprintf(out, "%s --\n", who);
+        }
+        s->last = id;
         if (k == 1) {
             s->cur = id;
             s->len = 0;
             s->nextfrag = 1;
         }
-        if (id != s->cur || k != s->nextfrag)
+        if (id != s->cur + (k - 1) || k != s->nextfrag)
             continue; /* a fragment of a message whose start was lost */
         size_t c = (size_t)n - (size_t)off;
         if (s->len + c <= MAXMSG) {

@@ -12,7 +12,8 @@
  * collector's address (the socket is connected to it, so from nowhere else) makes it
  * send a coroutine dump.
  *
- * Datagram: "np <message> <fragment>/<fragments> <text>". */
+ * Datagram: "np <number> <fragment>/<fragments> <text>"; numbers count datagrams, so a
+ * gap tells how many were lost. */
 #include "debug.h"
 #include "../net/addr.h"
 #include <errno.h>
@@ -38,7 +39,7 @@ typedef struct slot {
 static struct {
     _Atomic int fd; /* -1: closed */
     slot *ring;
-    _Atomic uint64_t head, tail, msgid, dropped, reported;
+    _Atomic uint64_t head, tail, dropped, reported;
     _Atomic uintptr_t flusher; /* 0 or the owner's tag */
     _Atomic bool stop, owned_by_run;
     pthread_t thread;
@@ -98,19 +99,17 @@ static void try_flush(void)
     }
 }
 
-static bool enqueue(const char *d, size_t len)
+/* Reserve n consecutive tickets (a message's fragments stay together and in order). */
+static bool reserve(uint64_t n, uint64_t *first)
 {
     uint64_t h = atomic_load(&nl_.head);
     do {
-        if (h - atomic_load(&nl_.tail) >= RING) {
+        if (h + n - atomic_load(&nl_.tail) > RING) {
             atomic_fetch_add(&nl_.dropped, 1);
             return false;
         }
-    } while (!atomic_compare_exchange_weak(&nl_.head, &h, h + 1));
-    slot *s = &nl_.ring[h % RING];
-    memcpy(s->d, d, len);
-    s->len = (uint16_t)len;
-    atomic_store_explicit(&s->ready, h + 1, memory_order_release);
+    } while (!atomic_compare_exchange_weak(&nl_.head, &h, h + n));
+    *first = h;
     return true;
 }
 
@@ -118,14 +117,16 @@ void np__netlog_send(const char *msg, size_t len)
 {
     if (!np__netlog_on())
         return;
-    uint64_t id = atomic_fetch_add(&nl_.msgid, 1) + 1;
     size_t nfrag = len ? (len + TEXT - 1) / TEXT : 1;
+    uint64_t t0;
+    if (nfrag > RING / 4 || !reserve(nfrag, &t0))
+        return;
     for (size_t k = 0; k < nfrag; k++) {
-        char d[DGRAM];
-        size_t n = 0;
+        slot *s = &nl_.ring[(t0 + k) % RING];
+        char *d = s->d;
+        size_t n = 3;
         memcpy(d, "np ", 3);
-        n = 3;
-        n += put_dec(d + n, id);
+        n += put_dec(d + n, t0 + k + 1); /* the datagram's number: wire order */
         d[n++] = ' ';
         n += put_dec(d + n, k + 1);
         d[n++] = '/';
@@ -133,7 +134,8 @@ void np__netlog_send(const char *msg, size_t len)
         d[n++] = ' ';
         size_t c = len - k * TEXT < TEXT ? len - k * TEXT : TEXT;
         memcpy(d + n, msg + k * TEXT, c);
-        enqueue(d, n + c);
+        s->len = (uint16_t)(n + c);
+        atomic_store_explicit(&s->ready, t0 + k + 1, memory_order_release);
     }
     try_flush();
 }
