@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RING 1024
@@ -42,6 +43,7 @@ static struct {
     _Atomic uint64_t head, tail, dropped, reported;
     _Atomic uintptr_t flusher; /* 0 or the owner's tag */
     _Atomic bool stop, owned_by_run;
+    _Atomic bool full; /* the socket said EAGAIN: the thread waits for POLLOUT */
     pthread_t thread;
     bool thread_on;
 } nl_ = {.fd = -1};
@@ -72,8 +74,13 @@ static void flush_locked(void)
         if (atomic_load_explicit(&s->ready, memory_order_acquire) != t + 1)
             return;
         ssize_t w = send(fd, s->d, s->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR))
+        /* (ENOBUFS may come after the datagram went out: counting it as sent risks a
+         * loss, which the numbering shows, rather than a duplicate) */
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            atomic_store_explicit(&nl_.full, true, memory_order_relaxed);
             return; /* the netlog thread retries */
+        }
+        atomic_store_explicit(&nl_.full, false, memory_order_relaxed);
         /* Sent, or refused for good (no collector: ECONNREFUSED): next. By CAS, in case
          * a flusher presumed dead was not: the slot and the tail move on once. */
         uint64_t r = t + 1;
@@ -166,14 +173,21 @@ static void report_drops(void)
 
 /* The netlog thread: retries what is queued, replaces a flusher that stopped making
  * progress, and answers "dump" from the collector. */
+static int64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void *nl_thread(void *arg)
 {
     (void)arg;
-    uint64_t seen_tail = 0;
-    int stuck = 0;
+    uint64_t seen_tail = atomic_load(&nl_.tail);
+    int64_t progress = mono();
     while (!atomic_load(&nl_.stop)) {
         struct pollfd p = {atomic_load(&nl_.fd), POLLIN, 0};
-        if (atomic_load(&nl_.tail) != atomic_load(&nl_.head))
+        if (atomic_load(&nl_.full))
             p.events |= POLLOUT;
         int r = poll(&p, 1, 10);
         if (r > 0 && (p.revents & POLLIN)) {
@@ -186,17 +200,18 @@ static void *nl_thread(void *arg)
                 np__dump_to(&o, NULL);
             }
         }
+        int64_t now = mono();
         uint64_t t = atomic_load(&nl_.tail);
         uintptr_t f = atomic_load(&nl_.flusher);
-        if (f && t == seen_tail && t != atomic_load(&nl_.head)) {
-            if (++stuck >= 20) { /* 200 ms without progress: the flusher is gone */
-                atomic_compare_exchange_strong(&nl_.flusher, &f, 0);
-                stuck = 0;
-            }
-        } else {
-            stuck = 0;
+        if (t != seen_tail || t == atomic_load(&nl_.head) || !f) {
+            seen_tail = t;
+            progress = now;
+        } else if (now - progress > 500000000) {
+            /* Half a second holding the try-lock without sending a thing: its holder
+             * died (a crashed thread). Take the lock away. */
+            atomic_compare_exchange_strong(&nl_.flusher, &f, 0);
+            progress = now;
         }
-        seen_tail = t;
         try_flush();
         report_drops();
     }
