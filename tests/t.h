@@ -11,7 +11,7 @@
  * argument it runs that case alone, in-process (for gdb); "-l" lists the cases.
  *
  * Environment: NP_TEST_SCALE (default 1) divides the big iteration counts (t_scaled)
- * and multiplies the per-case timeout (slow builds: TSan, qemu); NP_TEST_TIMEOUT sets
+ * and, when above 1, triples the per-case timeout (slow builds: TSan, qemu); NP_TEST_TIMEOUT sets
  * the base timeout in seconds (default 60).
  */
 #ifndef NP_TEST_T_H
@@ -75,6 +75,7 @@ static inline int t_errno(void) { return T_ERRNO; }
 /* CHECK_ERR(call, E): the call returns -1 and sets errno to E. */
 #define CHECK_ERR(call, err)                                                             \
     do {                                                                                 \
+        T_ERRNO = 0;                                                                     \
         long long t_r_ = (long long)(call);                                              \
         int t_e_ = t_errno();                                                            \
         if (t_r_ != -1 || t_e_ != (err)) {                                               \
@@ -107,6 +108,25 @@ static inline long t_scaled(long n)
     return v > 0 ? v : 1;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+
+/* How many coroutines a case may have alive at once: t_scaled(n), and ten times fewer
+ * under TSan, where each coroutine is a TSan fiber that costs the best part of a MiB
+ * and milliseconds to create. */
+static inline long t_coroutines(long n)
+{
+#ifdef T_TSAN
+    n /= 10;
+#endif
+    return t_scaled(n);
+}
+
 /* Set NP_PROCS for the next np_run. */
 static inline void t_procs(int n)
 {
@@ -136,6 +156,18 @@ static inline double t_secs(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Each case runs in a process group of its own, killed whole when the case ends (a
+ * timed-out case may have left children behind), and when the runner is killed. */
+static volatile pid_t t_child;
+
+static void t_on_kill(int sig)
+{
+    if (t_child > 0)
+        kill(-t_child, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int t_run_one(const t_case *c, unsigned timeout)
 {
     fflush(stdout);
@@ -147,19 +179,32 @@ static int t_run_one(const t_case *c, unsigned timeout)
         return 0;
     }
     if (pid == 0) {
+        setpgid(0, 0);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         t_name = c->name;
         alarm(timeout);
         c->fn();
         fflush(stdout);
         exit(0); /* through exit: sanitizers report leaks and races in the exit code */
     }
-    int st;
+    setpgid(pid, pid); /* (also here: no window before the child has done it) */
+    t_child = pid;
+    /* wait without reaping (the group id stays ours), kill what the case left running,
+     * then reap */
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    kill(-pid, SIGKILL);
+    int st = 0;
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR) {
             perror("waitpid");
-            return 0;
+            break;
         }
     }
+    t_child = 0;
     double dt = t_secs() - t0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         printf("ok   %s:%s (%.2fs)\n", t_file, c->name, dt);
@@ -209,7 +254,11 @@ static int t_main(int argc, char **argv, const t_case *cases, const char *file)
     unsigned timeout = ts && *ts ? (unsigned)strtoul(ts, NULL, 10) : 60;
     if (timeout == 0)
         timeout = 60;
-    timeout *= (unsigned)(scale < 5 ? scale : 5);
+    if (scale > 1)
+        timeout *= 3; /* slow builds: still bounded, a hang costs minutes not hours */
+    signal(SIGTERM, t_on_kill);
+    signal(SIGINT, t_on_kill);
+    signal(SIGHUP, t_on_kill);
     int passed = 0, failed = 0;
     for (const t_case *c = cases; c->name; c++) {
         if (t_run_one(c, timeout))

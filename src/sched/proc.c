@@ -329,7 +329,7 @@ int64_t np_now(void) { return np__nanotime(); }
 static void sleep_fire(void *arg, uintptr_t seq)
 {
     (void)seq;
-    np__ready(arg);
+    np__ready_q(arg, false);
 }
 
 static bool sleep_commit(np_g *g, void *arg)

@@ -192,7 +192,12 @@ void np__park(np_unlockf f, void *arg, int reason)
     switch_out(m, g);
 }
 
-void np__ready(np_g *g)
+void np__ready(np_g *g) { np__ready_q(g, true); }
+
+/* next: run it next (a hand-off: its waker is about to block, as in a channel
+ * exchange); else it queues behind the others (timers that fire together run in
+ * deadline order). */
+void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
     if (np__solo() && m && m->p) {
@@ -200,7 +205,7 @@ void np__ready(np_g *g)
             np__fatal("ready of a coroutine that is not waiting");
         atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
         g->waitreason = W_NONE;
-        np__runqput(m->p, g, true);
+        np__runqput(m->p, g, next);
         return;
     }
     uint32_t st = G_WAITING;
@@ -209,7 +214,7 @@ void np__ready(np_g *g)
         np__fatal("ready of a coroutine that is not waiting");
     g->waitreason = W_NONE;
     if (m && m->p) {
-        np__runqput(m->p, g, true);
+        np__runqput(m->p, g, next);
     } else {
         pthread_mutex_lock(&np__sched.lock);
         np__globrunqput(g);

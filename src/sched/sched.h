@@ -218,6 +218,7 @@ static inline np_g *np__getg(void)
 void np__park(np_unlockf f, void *arg, int reason);
 /* Make a parked coroutine runnable (on the caller's P, next in line). */
 void np__ready(np_g *g);
+void np__ready_q(np_g *g, bool next);
 /* The P of the calling thread (caller is a coroutine). */
 static inline np_p *np__curp(void) { return np__getm()->p; }
 /* Ask an idle P to look for work (when one is idle and nobody spins already). */

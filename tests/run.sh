@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The whole test suite (make test): builds every variant, runs every test binary of
+# each, and ends with one line "N passed, N failed" (the totals). Exit status non-zero
+# when a case failed, a build failed, or a binary crashed or printed no summary.
+#
+#   opt       make all: gcc -O2, assembly context switch (build/)
+#   clang     the same built with clang (build/clang/)
+#   asan      AddressSanitizer + UndefinedBehaviorSanitizer (build/asan/)
+#   tsan      ThreadSanitizer (build/tsan/), NP_TEST_SCALE=10
+#   ucontext  the ucontext context switch (build/ucontext/)
+#   aarch64   cross-compiled, run under qemu-aarch64 (build/aarch64/), NP_TEST_SCALE=10
+#
+# Usage: tests/run.sh [variant...]      (default: all of them, in that order)
+# Logs: build/test-logs/<variant>/. test_netpoll runs once per poller back end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+ALL_VARIANTS=(opt clang asan tsan ucontext aarch64)
+POLLERS=(epoll poll select)
+JOBS=${JOBS:-2}
+QEMU_PREFIX=/usr/aarch64-linux-gnu
+if [ $# -gt 0 ]; then VARIANTS=("$@"); else VARIANTS=("${ALL_VARIANTS[@]}"); fi
+
+# ---- tools: install what is missing (Debian; CI runs as root) ------------------------
+ensure_tools() {
+    local need=()
+    command -v make >/dev/null || need+=(make)
+    command -v gcc >/dev/null || need+=(gcc)
+    command -v timeout >/dev/null || need+=(coreutils)
+    for v in "${VARIANTS[@]}"; do
+        case $v in
+        clang) command -v clang >/dev/null || need+=(clang) ;;
+        aarch64)
+            command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+            [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+            command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+            ;;
+        esac
+    done
+    [ ${#need[@]} -eq 0 ] && return 0
+    echo "installing: ${need[*]}"
+    local sudo=
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >/dev/null &&
+        $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
+        echo "run.sh: could not install ${need[*]}" >&2
+        return 1
+    }
+}
+
+# ---- running ---------------------------------------------------------------------------
+TOTAL_P=0
+TOTAL_F=0
+SUMMARY=()
+LOGROOT=build/test-logs
+
+# run_bin VARIANT LABEL LOG CMD... : run one test binary, add its counts to the
+# variant's (VP, VF). A binary without a summary line counts as one failure.
+run_bin() {
+    local variant=$1 label=$2 log=$3
+    shift 3
+    local t0=$SECONDS
+    timeout -k 10 "$BIN_TIMEOUT" "$@" >"$log" 2>&1
+    local rc=$? line p f
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        p=${line%% passed*}
+        f=${line#*passed, }
+        f=${f%% failed*}
+    else
+        p=0
+        f=1
+    fi
+    if [ -n "$line" ] && [ "$f" -eq 0 ] && [ $rc -ne 0 ]; then
+        f=1 # all cases passed, yet the binary failed
+    fi
+    VP=$((VP + p))
+    VF=$((VF + f))
+    local status="$p passed, $f failed"
+    [ -z "$line" ] && status="no summary (exit status $rc): counted as 1 failed"
+    printf '  [%s] %-24s %s (%ds)\n' "$variant" "$label" "$status" $((SECONDS - t0))
+    if [ "$f" -ne 0 ]; then
+        # the failing cases and what they printed (the whole log is in $log)
+        grep -Ev '^ok   |^[0-9]+ passed, [0-9]+ failed$' "$log" | head -n 60 | sed 's/^/      /'
+    fi
+}
+
+run_variant() {
+    local v=$1 make_args=() runner=() scale=1
+    case $v in
+    opt) make_args=(all) ;;
+    clang) make_args=(VARIANT=clang CC=clang tests) ;;
+    asan) make_args=(VARIANT=asan tests) ;;
+    tsan) make_args=(VARIANT=tsan tests) scale=10 ;;
+    ucontext) make_args=(VARIANT=ucontext tests) ;;
+    aarch64)
+        make_args=(VARIANT=aarch64 tests)
+        runner=(qemu-aarch64 -L $QEMU_PREFIX)
+        scale=10
+        ;;
+    *)
+        echo "run.sh: unknown variant $v (one of: ${ALL_VARIANTS[*]})" >&2
+        TOTAL_F=$((TOTAL_F + 1))
+        SUMMARY+=("$(printf '%-9s unknown variant: counted as 1 failed' "$v")")
+        return
+        ;;
+    esac
+    # the examples too where the Makefile has them (some tests run them)
+    if [ "$v" != opt ] && grep -q '^examples:' Makefile; then
+        make_args+=(examples)
+    fi
+    local dir=build/$v
+    [ "$v" = opt ] && dir=build
+    local logs=$LOGROOT/$v t0=$SECONDS
+    mkdir -p "$logs"
+    VP=0
+    VF=0
+    echo "== $v: make ${make_args[*]}"
+    if ! make -j"$JOBS" "${make_args[@]}" >"$logs/build.log" 2>&1; then
+        echo "  [$v] build failed:"
+        grep -E 'error|Error' "$logs/build.log" | head -n 30 | sed 's/^/      /'
+        VF=1
+    else
+        local bins=("$dir"/tests/test_*)
+        if [ ! -e "${bins[0]}" ]; then
+            echo "  [$v] no test binaries in $dir/tests"
+            VF=1
+        fi
+        for b in "${bins[@]}"; do
+            [ -x "$b" ] || continue
+            local name=${b##*/}
+            if [ "$name" = test_netpoll ]; then
+                for pl in "${POLLERS[@]}"; do
+                    NP_POLLER=$pl NP_TEST_SCALE=$scale run_bin "$v" "$name($pl)" \
+                        "$logs/$name.$pl.log" "${runner[@]}" "$b"
+                done
+            else
+                NP_TEST_SCALE=$scale run_bin "$v" "$name" "$logs/$name.log" "${runner[@]}" "$b"
+            fi
+        done
+    fi
+    TOTAL_P=$((TOTAL_P + VP))
+    TOTAL_F=$((TOTAL_F + VF))
+    SUMMARY+=("$(printf '%-9s %4d passed, %d failed (%ds)' "$v" $VP $VF $((SECONDS - t0)))")
+}
+
+T_START=$SECONDS
+ensure_tools || TOTAL_F=$((TOTAL_F + 1))
+# one binary may not run forever even if its harness hangs (each case has its alarm)
+BIN_TIMEOUT=${BIN_TIMEOUT:-1800}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66}
+unset NP_PROCS NP_STACK NP_POLLER
+for v in "${VARIANTS[@]}"; do
+    run_variant "$v"
+done
+
+echo
+echo "== summary ($((SECONDS - T_START))s)"
+for s in "${SUMMARY[@]}"; do
+    echo "  $s"
+done
+echo "$TOTAL_P passed, $TOTAL_F failed"
+[ "$TOTAL_F" -eq 0 ]
