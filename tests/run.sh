@@ -11,7 +11,7 @@
 #   aarch64   cross-compiled, run under qemu-aarch64 (build/aarch64/), NP_TEST_SCALE=10
 #
 # Usage: tests/run.sh [variant...]      (default: all of them, in that order)
-# Logs: build/test-logs/<variant>/. test_netpoll runs once per poller back end.
+# Logs: build/test-logs/<variant>/. test_netpoll and test_net run once per poller back end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,11 +87,11 @@ run_bin() {
 }
 
 run_variant() {
-    local v=$1 make_args=() runner=() scale=1
+    local v=$1 make_args=() runner=() scale=1 tmo=60
     case $v in
     opt) make_args=(all) ;;
     clang) make_args=(VARIANT=clang CC=clang tests) ;;
-    asan) make_args=(VARIANT=asan tests) ;;
+    asan) make_args=(VARIANT=asan tests) tmo=120 scale=2 ;;
     tsan) make_args=(VARIANT=tsan tests) scale=10 ;;
     ucontext) make_args=(VARIANT=ucontext tests) ;;
     aarch64)
@@ -130,13 +130,13 @@ run_variant() {
         for b in "${bins[@]}"; do
             [ -x "$b" ] || continue
             local name=${b##*/}
-            if [ "$name" = test_netpoll ]; then
+            if [ "$name" = test_netpoll ] || [ "$name" = test_net ]; then
                 for pl in "${POLLERS[@]}"; do
-                    NP_POLLER=$pl NP_TEST_SCALE=$scale run_bin "$v" "$name($pl)" \
+                    NP_POLLER=$pl NP_TEST_SCALE=$scale NP_TEST_TIMEOUT=$tmo run_bin "$v" "$name($pl)" \
                         "$logs/$name.$pl.log" "${runner[@]}" "$b"
                 done
             else
-                NP_TEST_SCALE=$scale run_bin "$v" "$name" "$logs/$name.log" "${runner[@]}" "$b"
+                NP_TEST_SCALE=$scale NP_TEST_TIMEOUT=$tmo run_bin "$v" "$name" "$logs/$name.log" "${runner[@]}" "$b"
             fi
         done
     fi
@@ -152,7 +152,7 @@ BIN_TIMEOUT=${BIN_TIMEOUT:-1800}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66}
-unset NP_PROCS NP_STACK NP_POLLER
+unset NP_PROCS NP_STACK NP_POLLER NP_TEST_SCALE NP_TEST_TIMEOUT
 for v in "${VARIANTS[@]}"; do
     run_variant "$v"
 done

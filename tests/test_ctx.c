@@ -139,8 +139,10 @@ static void t_run_abandons(void)
 {
     t_procs(2);
     T_RUN(abandon_main, NULL);
+    CHECK_EQ(np_chan_free(abandon_chan), 0); /* its waiters went with the runtime */
     t_procs(1);
     T_RUN(abandon_main, NULL);
+    CHECK_EQ(np_chan_free(abandon_chan), 0);
     int v = 3;
     T_RUN(set_ran, &v);
     CHECK_EQ(atomic_load(&ran), 3);

@@ -147,7 +147,7 @@ static void due_sleeper(void *arg)
 
 static void due_main(void *arg)
 {
-    base = np_now();
+    base = np_now() + 20 * MS; /* deadlines base + 1, 2, 3 ms: all sleep first */
     np_wg_add(&wg, 3);
     for (int k = 0; k < 3; k++)
         np_go(due_sleeper, (void *)(intptr_t)k);

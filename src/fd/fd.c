@@ -394,10 +394,12 @@ int np_close(int fd)
         e->closer = NULL;
         np_spin_unlock(&e->lk);
     }
-    if (e->pd) {
-        np__pd_close(e->pd);
-        e->pd = NULL;
-    }
+    np_spin_lock(&e->lk);
+    np_pd *pd = e->pd;
+    e->pd = NULL;
+    np_spin_unlock(&e->lk);
+    if (pd)
+        np__pd_close(pd);
     return close(fd);
 }
 

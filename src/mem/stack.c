@@ -150,7 +150,7 @@ int np_stack_alloc(np_stack_cache *c, size_t size, np_stack *s)
         s->size = pool.dflt;
         s->kind = NP_STK_POOLED;
         s->canary = n->canary;
-        return 0;
+        goto fresh;
     }
     char *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -164,14 +164,28 @@ int np_stack_alloc(np_stack_cache *c, size_t size, np_stack *s)
     s->size = size;
     s->kind = NP_STK_OWN;
     s->canary = false;
+fresh:
     return 0;
+}
+
+/* ASan: a finished coroutine leaves poisoned redzones of the frames it was in when it
+ * ended (np_exit may end it deep down): clear the part of the stack in use at the top
+ * before the memory serves another coroutine. Whole mappings are cleared at unmap. */
+static void unpoison(const np_stack *s, size_t top)
+{
+#ifdef STK_ASAN
+    size_t usable = s->size - pool.guard;
+    size_t n = top && top < usable ? top : usable;
+    __asan_unpoison_memory_region(s->lo + s->size - n, n);
+#else
+    (void)s;
+    (void)top;
+#endif
 }
 
 void np_stack_free(np_stack_cache *c, np_stack *s)
 {
-#ifdef STK_ASAN
-    __asan_unpoison_memory_region(s->lo + pool.guard, s->size - pool.guard);
-#endif
+    unpoison(s, s->kind == NP_STK_OWN ? 0 : 64 * 1024);
     if (s->kind == NP_STK_OWN) {
         munmap(s->lo, s->size);
     } else if (s->kind == NP_STK_POOLED) {
@@ -209,8 +223,16 @@ void np_stack_cache_drain(np_stack_cache *c)
 
 void np_stack_fini(void)
 {
-    for (size_t i = 0; i < pool.nslabs; i++)
+    for (size_t i = 0; i < pool.nslabs; i++) {
+#ifdef STK_ASAN
+        /* abandoned coroutines' frames: the next mapping here must start clean */
+        for (int k = 0; k < NP_SLAB; k++) {
+            np_stack st = {(char *)pool.slabs[i] + (size_t)k * pool.dflt, pool.dflt, NP_STK_POOLED, false};
+            unpoison(&st, 0);
+        }
+#endif
         munmap(pool.slabs[i], pool.dflt * NP_SLAB);
+    }
     free(pool.slabs);
     pool.slabs = NULL;
     pool.nslabs = pool.capslabs = 0;

@@ -113,7 +113,7 @@ int np__addr_resolve(const np_net *net, const char *address, bool passive, np_ad
         return 0;
     }
     char host[256];
-    unsigned port;
+    unsigned port = 0;
     if (split(address, host, sizeof host, &port) != 0)
         return -1;
     struct in_addr a4;

@@ -115,6 +115,7 @@ static void *sysmon(void *arg)
         atomic_store(&np__sched.sysmonslow, delay > 1000000);
         np_note_tsleep(&np__sched.sysmonnote, delay);
         np_note_clear(&np__sched.sysmonnote);
+        atomic_store(&np__sched.sysmonslow, false);
         if (atomic_load(&np__sched.stopping))
             break;
         /* Nothing has run for a whole period twice: sleep until a P gets busy (an idle
@@ -129,6 +130,7 @@ static void *sysmon(void *arg)
                 np_note_sleep(&np__sched.sysmonnote);
                 np_note_clear(&np__sched.sysmonnote);
                 allidle = 0;
+                delay = 20000; /* just woken: look again soon (a blocking call may follow) */
                 continue;
             }
             pthread_mutex_unlock(&np__sched.lock);

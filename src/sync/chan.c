@@ -121,7 +121,7 @@ int np_chan_free(np_chan *c)
     np__chan_lock(c);
     bool busy = c->recvq.first || c->sendq.first;
     np__chan_unlock(c);
-    if (busy) {
+    if (busy && atomic_load(&np__sched.running)) { /* after np_run, waiters are gone */
         errno = EBUSY;
         return -1;
     }
