@@ -120,7 +120,9 @@ static void dozen_main(void *arg)
     np_sleep(3600 * 1000 * MS);
 }
 
-static void t_sigquit_dump_names_every_wait(void)
+/* Run main_fn in a child process with NP_PROCS=2; once it writes to ready_fd, send it
+ * SIGQUIT. Returns what it printed on stderr; *status gets its wait status. */
+static char *sigquit_child(np_fn main_fn, int *status)
 {
     int ready[2], err[2];
     CHECK_EQ(pipe(ready), 0);
@@ -132,7 +134,7 @@ static void t_sigquit_dump_names_every_wait(void)
         ready_fd = ready[1];
         t_procs(2);
         unsetenv("NP_DUMP");
-        np_run(dozen_main, NULL);
+        np_run(main_fn, NULL);
         _exit(99);
     }
     close(ready[1]);
@@ -141,8 +143,16 @@ static void t_sigquit_dump_names_every_wait(void)
     CHECK_EQ(read(ready[0], &c, 1), 1);
     CHECK_EQ(kill(pid, SIGQUIT), 0);
     char *out = slurp(err[0], 20);
+    CHECK_EQ(waitpid(pid, status, 0), pid);
+    close(ready[0]);
+    close(err[0]);
+    return out;
+}
+
+static void t_sigquit_dump_names_every_wait(void)
+{
     int st;
-    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    char *out = sigquit_child(dozen_main, &st);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 2)
         FAILF("child status %#x, want exit 2; output:\n%s", st, out);
     const char *want[] = {"SIGQUIT: quit", "[sleep, ", "(main)", "[chan receive, ", "[chan send, ",
@@ -291,25 +301,8 @@ static void spin_main(void *a)
 
 static void t_dump_while_every_p_spins(void)
 {
-    int ready[2], err[2];
-    CHECK_EQ(pipe(ready), 0);
-    CHECK_EQ(pipe(err), 0);
-    pid_t pid = child();
-    if (pid == 0) {
-        dup2(err[1], 2);
-        ready_fd = ready[1];
-        t_procs(2);
-        np_run(spin_main, NULL);
-        _exit(99);
-    }
-    close(ready[1]);
-    close(err[1]);
-    char c;
-    CHECK_EQ(read(ready[0], &c, 1), 1);
-    CHECK_EQ(kill(pid, SIGQUIT), 0);
-    char *out = slurp(err[0], 20);
     int st;
-    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    char *out = sigquit_child(spin_main, &st);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     if (!strstr(out, "[running]") || !strstr(out, " coroutines\n"))
         FAILF("incomplete dump:\n%s", out);

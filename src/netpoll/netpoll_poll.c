@@ -3,8 +3,6 @@
 #include <poll.h>
 #include <stdlib.h>
 
-static int pl_init(void) { return np__lt_init(); }
-
 static int pl_poll(int64_t delay, np_g **list)
 {
     np_lt_ent *e;
@@ -46,5 +44,5 @@ static int pl_poll(int64_t delay, np_g **list)
     return fired;
 }
 
-const np_poller np__poller_poll = {"poll", pl_init, np__lt_fini, np__lt_open, np__lt_close,
+const np_poller np__poller_poll = {"poll", np__lt_init, np__lt_fini, np__lt_open, np__lt_close,
                                    np__lt_arm, pl_poll, np__lt_wake, false};

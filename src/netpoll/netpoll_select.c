@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <sys/select.h>
 
-static int sl_init(void) { return np__lt_init(); }
-
 static int sl_open(int fd, np_pd *pd)
 {
     if (fd < 0 || fd >= FD_SETSIZE) {
@@ -72,5 +70,5 @@ static int sl_poll(int64_t delay, np_g **list)
     return fired;
 }
 
-const np_poller np__poller_select = {"select", sl_init, np__lt_fini, sl_open, np__lt_close,
+const np_poller np__poller_select = {"select", np__lt_init, np__lt_fini, sl_open, np__lt_close,
                                      np__lt_arm, sl_poll, np__lt_wake, false};

@@ -136,17 +136,20 @@ static bool chan_unlockf(np_g *g, void *c)
     return true;
 }
 
+/* The calling coroutine, or NULL with errno set (bad arguments, not a coroutine). */
+static inline np_g *chan_caller(bool args_ok)
+{
+    np_g *self = args_ok ? np__getg() : NULL;
+    if (!self)
+        errno = args_ok ? EPERM : EINVAL;
+    return self;
+}
+
 static inline __attribute__((always_inline)) int chan_send(np_chan *c, const void *elem, bool block)
 {
-    if (!c || !elem) {
-        errno = EINVAL;
+    np_g *self = chan_caller(c && elem);
+    if (!self)
         return -1;
-    }
-    np_g *self = np__getg();
-    if (!self) {
-        errno = EPERM;
-        return -1;
-    }
     np__chan_lock(c);
     if (c->closed) {
         np__chan_unlock(c);
@@ -182,15 +185,9 @@ static inline __attribute__((always_inline)) int chan_send(np_chan *c, const voi
 
 static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *elem, bool block)
 {
-    if (!c) {
-        errno = EINVAL;
+    np_g *self = chan_caller(c != NULL);
+    if (!self)
         return -1;
-    }
-    np_g *self = np__getg();
-    if (!self) {
-        errno = EPERM;
-        return -1;
-    }
     np__chan_lock(c);
     np_sudog *sg = np__dequeue(&c->sendq);
     if (sg) {
