@@ -68,10 +68,10 @@ static void rdv_send_later(void *arg)
 static void rdv_main(void *arg)
 {
     np_chan *c = np_chan_new(sizeof(long), 0);
+    int64_t t0 = np_now(); /* before the sender can start its sleep */
     np_wg_add(&wg, 1);
     np_go(rdv_send_later, c);
     long v = 0;
-    int64_t t0 = np_now();
     CHECK_EQ(np_chan_recv(c, &v), 1);
     CHECK(np_now() - t0 >= 2000000);
     CHECK_EQ(v, 77);
@@ -281,7 +281,7 @@ static void close_main(void *arg)
         np_go(close_blocked_recv_counted, c);
     while (atomic_load(&nblocked) < 10)
         np_yield();
-    np_sleep(1000000);
+    np_sleep(1000000); /* likely all blocked by now; the outcome is the same if not */
     CHECK_EQ(np_chan_close(c), 0);
     np_wg_wait(&wg);
     CHECK_ERR(np_chan_close(c), EPIPE); /* twice */
@@ -302,7 +302,7 @@ static void close_main(void *arg)
         np_go(close_blocked_send_counted, c);
     while (atomic_load(&nblocked) < 5)
         np_yield();
-    np_sleep(1000000);
+    np_sleep(1000000); /* likely all blocked by now; the outcome is the same if not */
     CHECK_EQ(np_chan_close(c), 0);
     np_wg_wait(&wg);
     CHECK_EQ(np_chan_len(c), 2);
@@ -325,7 +325,8 @@ static void t_close(void)
     T_RUN(close_main, NULL);
 }
 
-/* Closing a channel with blocked coroutines; freeing it meanwhile fails with EBUSY. */
+/* Freeing a channel on which a coroutine is blocked fails with EBUSY. (One P: the
+ * child runs first, up to the point where it blocks.) */
 static void busy_recv(void *arg)
 {
     atomic_fetch_add(&nblocked, 1);
@@ -341,7 +342,6 @@ static void free_busy_main(void *arg)
     np_go(busy_recv, c);
     while (atomic_load(&nblocked) < 1)
         np_yield();
-    np_sleep(2000000);
     CHECK_ERR(np_chan_free(c), EBUSY);
     np_chan_close(c);
     np_wg_wait(&wg);
@@ -351,7 +351,7 @@ static void free_busy_main(void *arg)
 
 static void t_free_busy(void)
 {
-    t_procs(2);
+    t_procs(1);
     T_RUN(free_busy_main, NULL);
 }
 

@@ -144,8 +144,7 @@ static void mutex_fifo_main(void *arg)
     for (int i = 0; i < NW; i++)
         np_go(fifo_locker, (void *)(intptr_t)i);
     while (nlock_order < NW)
-        np_yield();
-    np_sleep(1000000); /* all of them blocked in np_mutex_lock by now */
+        np_yield(); /* each blocks in np_mutex_lock right after taking its turn */
     np_mutex_unlock(&mu);
     np_wg_wait(&wg);
 }

@@ -24,9 +24,7 @@ void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *
     sp[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
     sp[1] = (uint64_t)(uintptr_t)entry; /* x20 */
     sp[11] = (uint64_t)(uintptr_t)np_ctx_trampoline; /* x30 */
-    uint64_t fpcr;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    sp[20] = fpcr;
+    sp[20] = 0; /* FPCR: round to nearest, no traps (the process default) */
     c->sp = sp;
 #else
 #error "no assembly context switch for this architecture: build with CTX=ucontext"

@@ -15,6 +15,11 @@ static void uc_entry(unsigned hi, unsigned lo, unsigned ehi, unsigned elo)
 void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *arg)
 {
     getcontext(&c->uc);
+#if defined(__x86_64__)
+    /* a new coroutine starts with the default FP environment, not its creator's */
+    c->uc.uc_mcontext.fpregs->mxcsr = 0x1F80;
+    c->uc.uc_mcontext.fpregs->cwd = 0x037F;
+#endif
     c->uc.uc_stack.ss_sp = lo;
     c->uc.uc_stack.ss_size = size;
     c->uc.uc_link = NULL;

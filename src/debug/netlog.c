@@ -276,6 +276,8 @@ void np_netlog_close(void)
     if (nl_.thread_on)
         pthread_join(nl_.thread, NULL);
     nl_.thread_on = false;
+    report_drops(); /* what was dropped since the last report, and flush it */
+    np__netlog_flush();
     int fd = atomic_exchange(&nl_.fd, -1);
     close(fd);
     atomic_store(&nl_.owned_by_run, false);

@@ -46,6 +46,7 @@ struct fnode { struct fnode *next; bool canary; };
 static struct {
     size_t dflt, guard, page;
     int mode;
+    bool madv_checked; /* MADV_GUARD_INSTALL shown to work */
     int nmprotect;
     _Atomic int32_t lock;
     struct fnode *free;
@@ -71,12 +72,27 @@ int np_stack_init(size_t size)
     return 0;
 }
 
+/* Does lo now fault? The kernel reads it for a pipe write: EFAULT if guarded.
+ * (Emulators such as qemu-user accept unknown madvise advice and do nothing.) */
+static bool faults(char *lo)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return false;
+    bool f = write(p[1], lo, 1) < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return f;
+}
+
 /* Guard the bottom of a fresh stack; returns the mode used. */
 static int guard(char *lo)
 {
     if (pool.mode == NP_GUARD_MADV) {
-        if (madvise(lo, pool.guard, MADV_GUARD_INSTALL) == 0)
+        if (madvise(lo, pool.guard, MADV_GUARD_INSTALL) == 0 && (pool.madv_checked || faults(lo))) {
+            pool.madv_checked = true;
             return NP_GUARD_MADV;
+        }
         pool.mode = NP_GUARD_MPROTECT;
     }
     if (pool.mode == NP_GUARD_MPROTECT && pool.nmprotect < MPROTECT_BUDGET &&

@@ -284,11 +284,11 @@ static np_g *galloc(void)
 
 static np_g *gfget(np_p *p)
 {
-    if (!p->gfree && np__sched.gfree) {
+    if (!p->gfree && atomic_load_explicit(&np__sched.gfree, memory_order_relaxed)) {
         np_spin_lock(&np__sched.gfreelock);
-        while (p->ngfree < 32 && np__sched.gfree) {
-            np_g *g = np__sched.gfree;
-            np__sched.gfree = g->schedlink;
+        np_g *g;
+        while (p->ngfree < 32 && (g = atomic_load_explicit(&np__sched.gfree, memory_order_relaxed))) {
+            atomic_store_explicit(&np__sched.gfree, g->schedlink, memory_order_relaxed);
             g->schedlink = p->gfree;
             p->gfree = g;
             p->ngfree++;
@@ -324,8 +324,8 @@ static void gfput(np_p *p, np_g *g)
             np_g *x = p->gfree;
             p->gfree = x->schedlink;
             p->ngfree--;
-            x->schedlink = np__sched.gfree;
-            np__sched.gfree = x;
+            x->schedlink = atomic_load_explicit(&np__sched.gfree, memory_order_relaxed);
+            atomic_store_explicit(&np__sched.gfree, x, memory_order_relaxed);
         }
         np_spin_unlock(&np__sched.gfreelock);
     }

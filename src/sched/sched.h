@@ -146,7 +146,7 @@ typedef struct np_sched {
     /* Gs */
     _Atomic int64_t goidgen;
     _Atomic int32_t gfreelock;
-    np_g *gfree;
+    np_g *_Atomic gfree;         /* dead Gs beyond the Ps' caches (peeked without the lock) */
     /* Every G ever made lives in gchunks[0..ngchunks), carved in order: the last chunk
      * up to gused bytes. Never moved or freed while running, so a dump can walk them. */
     _Atomic int32_t glock;

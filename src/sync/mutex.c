@@ -1,6 +1,7 @@
-/* Coroutine mutex: an atomic word for the uncontended path, a FIFO of parked waiters
- * with direct hand-off of ownership for the contended one.
- * state: 0 unlocked, 1 locked, 2 locked and maybe waiters. */
+/* Coroutine mutex. state: bit 0 locked, the rest counts parked waiters (2 per waiter);
+ * the FIFO of waiters is under lk. Unlock with no waiter is one CAS and never touches
+ * the mutex again (a coroutine may lock, unlock and free it right after); with waiters
+ * it hands ownership to the first, whose presence keeps the mutex alive meanwhile. */
 #include "../sched/sched.h"
 #include <errno.h>
 
@@ -8,10 +9,11 @@ typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
 int np_mutex_trylock(np_mutex *mu)
 {
-    int32_t z = 0;
-    if (atomic_compare_exchange_strong_explicit(&mu->state, &z, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return 0;
+    int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
+    while (!(s & 1))
+        if (atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 0;
     errno = EBUSY;
     return -1;
 }
@@ -23,22 +25,25 @@ int np_mutex_lock(np_mutex *mu)
         errno = EPERM;
         return -1;
     }
-    int32_t z = 0;
-    if (atomic_compare_exchange_strong_explicit(&mu->state, &z, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return 0;
-    for (int i = 0; i < 32; i++) { /* brief spin: the holder may be on another P */
-        np_cpu_relax();
-        z = 0;
-        if (atomic_load_explicit(&mu->state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&mu->state, &z, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+    for (int i = 0; i < 32; i++) { /* the holder may be running on another P */
+        int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
+        if (!(s & 1) && atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1,
+                                                              memory_order_acquire, memory_order_relaxed))
             return 0;
+        np_cpu_relax();
     }
     np_spin_lock(&mu->lk);
-    if (atomic_exchange_explicit(&mu->state, 2, memory_order_acquire) == 0) {
-        np_spin_unlock(&mu->lk);
-        return 0;
+    int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
+    for (;;) {
+        int32_t to = (s & 1) ? s + 2 : (s | 1); /* wait, or take it */
+        if (atomic_compare_exchange_weak_explicit(&mu->state, &s, to, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            if (!(s & 1)) {
+                np_spin_unlock(&mu->lk);
+                return 0;
+            }
+            break;
+        }
     }
     waiter w = {g, NULL};
     if (mu->tail)
@@ -56,21 +61,17 @@ int np_mutex_unlock(np_mutex *mu)
     if (atomic_compare_exchange_strong_explicit(&mu->state, &one, 0, memory_order_release,
                                                 memory_order_relaxed))
         return 0;
-    if (one == 0) {
+    if (!(one & 1)) {
         errno = EPERM;
         return -1;
     }
+    /* Waiters: hand over (the locked bit stays set), one waiter less. */
     np_spin_lock(&mu->lk);
     waiter *w = mu->head;
-    if (!w) {
-        atomic_store_explicit(&mu->state, 0, memory_order_release);
-        np_spin_unlock(&mu->lk);
-        return 0;
-    }
     mu->head = w->next;
     if (!mu->head)
         mu->tail = NULL;
-    atomic_store_explicit(&mu->state, mu->head ? 2 : 1, memory_order_release);
+    atomic_fetch_sub_explicit(&mu->state, 2, memory_order_release);
     np_g *g = w->g;
     np_spin_unlock(&mu->lk);
     np__ready(g);

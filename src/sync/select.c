@@ -42,11 +42,14 @@ static void select_fire(void *arg, uintptr_t tok)
 static bool select_commit(np_g *g, void *arg)
 {
     selctx *x = arg;
-    bool timed = x->when > 0 &&
-                 np_timer_add(g->m->p, &g->timer, x->when, select_fire, g, x->tok) == 0;
+    int64_t when = x->when;
+    bool timed = when > 0 && np_timer_add(g->m->p, &g->timer, when, select_fire, g, x->tok) == 0;
+    /* Unlocking in descending order keeps the lowest channel locked to the end: the
+     * coroutine, once woken, must lock it first, so x (on its stack) stays valid until
+     * the last unlock; nothing of x may be touched after it. */
     unlockall(x->cases, x->lockorder, x->nlock);
     if (timed)
-        np__timer_added(x->when);
+        np__timer_added(when);
     return true;
 }
 

@@ -1,20 +1,31 @@
-/* Wait group: an atomic counter; waiters park on a list taken whole at zero. */
+/* Wait group. The counter and the number of waiters share one atomic word, as in Go:
+ * the add that takes the counter to zero touches the group again only if someone
+ * waits (and so cannot have freed it); a waiter that sees zero returns at once. */
 #include "../sched/sched.h"
 #include <errno.h>
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
+#define ONE ((int64_t)1 << 32) /* counter in the high half, waiters in the low */
+
 int np_wg_add(np_wg *wg, int64_t delta)
 {
-    int64_t v = atomic_fetch_add_explicit(&wg->count, delta, memory_order_acq_rel) + delta;
-    if (v < 0) {
-        atomic_fetch_sub_explicit(&wg->count, delta, memory_order_acq_rel);
+    if (delta > INT32_MAX || delta < -INT32_MAX) {
         errno = EINVAL;
         return -1;
     }
-    if (v > 0 || delta == 0)
+    int64_t s = atomic_fetch_add_explicit(&wg->count, delta * ONE, memory_order_acq_rel) + delta * ONE;
+    int64_t counter = s >> 32, waiters = s & 0xffffffff;
+    if (counter < 0) {
+        atomic_fetch_sub_explicit(&wg->count, delta * ONE, memory_order_acq_rel);
+        errno = EINVAL;
+        return -1;
+    }
+    if (counter > 0 || waiters == 0 || delta == 0)
         return 0;
+    /* Zero with waiters: they are parked, so the group is alive. Wake them all. */
     np_spin_lock(&wg->lk);
+    atomic_store_explicit(&wg->count, 0, memory_order_release);
     waiter *w = wg->head;
     wg->head = NULL;
     np_spin_unlock(&wg->lk);
@@ -35,12 +46,18 @@ int np_wg_wait(np_wg *wg)
         errno = EPERM;
         return -1;
     }
-    if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0)
+    if ((atomic_load_explicit(&wg->count, memory_order_acquire) >> 32) == 0)
         return 0;
     np_spin_lock(&wg->lk);
-    if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0) {
-        np_spin_unlock(&wg->lk);
-        return 0;
+    int64_t s = atomic_load_explicit(&wg->count, memory_order_acquire);
+    for (;;) {
+        if ((s >> 32) == 0) {
+            np_spin_unlock(&wg->lk);
+            return 0;
+        }
+        if (atomic_compare_exchange_weak_explicit(&wg->count, &s, s + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
     }
     waiter w = {g, wg->head};
     wg->head = &w;
