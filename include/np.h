@@ -77,7 +77,8 @@ typedef struct np_chan np_chan;
  * Returns NULL/ENOMEM or EINVAL. */
 np_chan *np_chan_new(size_t elem_size, size_t cap);
 
-/* Free a channel. Fails with EBUSY while coroutines are blocked on it. */
+/* Free a channel. Fails with EBUSY while coroutines are blocked on it (after np_run
+ * returned, coroutines it abandoned no longer count). */
 int np_chan_free(np_chan *c);
 
 /* Send *elem; blocks until a receiver takes it or buffer space frees.
