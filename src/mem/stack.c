@@ -55,7 +55,6 @@ static struct {
 } pool;
 
 size_t np_stack_guard(void) { return pool.guard; }
-int np_stack_guard_mode(void) { return pool.mode; }
 
 static struct fnode *node_of(char *lo, size_t size) { return (struct fnode *)(lo + size) - 1; }
 static char *lo_of(struct fnode *n) { return (char *)(n + 1) - pool.dflt; }
@@ -222,19 +221,6 @@ void np_stack_free(np_stack_cache *c, np_stack *s)
         }
     }
     s->kind = NP_STK_NONE;
-}
-
-void np_stack_cache_drain(np_stack_cache *c)
-{
-    np_spin_lock(&pool.lock);
-    while (c->head) {
-        struct fnode *f = c->head;
-        c->head = f->next;
-        f->next = pool.free;
-        pool.free = f;
-    }
-    c->n = 0;
-    np_spin_unlock(&pool.lock);
 }
 
 void np_stack_fini(void)

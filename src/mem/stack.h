@@ -21,11 +21,9 @@ typedef struct np_stack_cache { void *head; int n; } np_stack_cache;
 int np_stack_init(size_t default_size);  /* once per runtime */
 void np_stack_fini(void);                /* unmaps everything */
 size_t np_stack_guard(void);             /* bytes of guard at the bottom of each stack */
-int np_stack_guard_mode(void);
 /* size 0 = default. Returns 0 or -1 (ENOMEM). */
 int np_stack_alloc(np_stack_cache *c, size_t size, np_stack *s);
 void np_stack_free(np_stack_cache *c, np_stack *s);
-void np_stack_cache_drain(np_stack_cache *c);
 /* Usable range for the context. */
 static inline char *np_stack_base(const np_stack *s) { return s->lo + np_stack_guard(); }
 static inline size_t np_stack_usable(const np_stack *s) { return s->size - np_stack_guard(); }

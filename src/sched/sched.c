@@ -200,18 +200,14 @@ void np__ready(np_g *g) { np__ready_q(g, true); }
 void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
-    if (np__solo() && m && m->p) {
-        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
-            np__fatal("ready of a coroutine that is not waiting");
-        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-        g->waitreason = W_NONE;
-        np__runqput(m->p, g, next);
-        return;
-    }
+    bool solo = np__solo() && m && m->p; /* nobody else touches g: no locked CAS */
     uint32_t st = G_WAITING;
-    if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (solo ? atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING
+             : !atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
+                                                        memory_order_acq_rel, memory_order_relaxed))
         np__fatal("ready of a coroutine that is not waiting");
+    if (solo)
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
     g->waitreason = W_NONE;
     if (m && m->p) {
         np__runqput(m->p, g, next);
@@ -220,7 +216,8 @@ void np__ready_q(np_g *g, bool next)
         np__globrunqput(g);
         pthread_mutex_unlock(&np__sched.lock);
     }
-    np__wakep();
+    if (!solo)
+        np__wakep();
 }
 
 bool np__unlock_spin(np_g *g, void *lock)

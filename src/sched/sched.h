@@ -33,7 +33,7 @@ enum np_gstatus { G_IDLE, G_RUNNABLE, G_RUNNING, G_WAITING, G_DEAD };
 /* Why a coroutine waits (shown by dumps and counted by stats). */
 enum np_waitreason {
     W_NONE, W_SLEEP, W_CHAN_SEND, W_CHAN_RECV, W_SELECT, W_SELECT_NOCASES, W_MUTEX,
-    W_WAITGROUP, W_IO, W_BLOCKING, W_NREASONS
+    W_WAITGROUP, W_IO, W_BLOCKING
 };
 
 typedef struct np_g np_g;
@@ -219,8 +219,6 @@ void np__park(np_unlockf f, void *arg, int reason);
 /* Make a parked coroutine runnable (on the caller's P, next in line). */
 void np__ready(np_g *g);
 void np__ready_q(np_g *g, bool next);
-/* The P of the calling thread (caller is a coroutine). */
-static inline np_p *np__curp(void) { return np__getm()->p; }
 /* Ask an idle P to look for work (when one is idle and nobody spins already). */
 void np__wakep(void);
 /* A timer was added at when: make sure someone will wake for it. */
