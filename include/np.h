@@ -179,6 +179,14 @@ ssize_t np_read(int fd, void *buf, size_t len);
  * which case part of the data may have been written. Concurrent writers take turns. */
 ssize_t np_write(int fd, const void *buf, size_t len);
 
+/* Park until fd is readable (data, end of file or an error to report), without
+ * reading. Returns 0, or -1/errno as np_read. Lets an idle connection's coroutine wait
+ * without a buffer on its stack: wait, then read into a buffer in a called function. */
+int np_wait_readable(int fd);
+
+/* Park until fd is writable (as np_wait_readable). */
+int np_wait_writable(int fd);
+
 /* readv(2) counterpart of np_read. */
 ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt);
 
@@ -261,6 +269,7 @@ typedef struct np_stats {
     int64_t steals, switches;            /* coroutines stolen between Ps; switches */
     int64_t timers;                      /* pending */
     int64_t fds;                         /* registered with np_fd_open */
+    int64_t stack_trims;                 /* parked stacks whose dead pages went back */
 } np_stats;
 
 /* Fill *s. Returns 0, or -1/EPERM when no runtime is running. */

@@ -568,6 +568,120 @@ static void t_regular_files_and_bad_use(void)
     CHECK(strcmp(np_poller_name(), "none") == 0);
 }
 
+/* ---- np_wait_readable / np_wait_writable --------------------------------------------- */
+
+static np_chan *wr_done;
+
+/* Wait, then read: what was written after the wait began is there, whole. */
+static void wr_waiter(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    long r = np_wait_readable(fd);
+    char b[16] = {0};
+    long n = r == 0 ? (long)np_read(fd, b, sizeof b) : -1;
+    long res = r == 0 && n == 5 && memcmp(b, "hello", 5) == 0;
+    np_chan_send(wr_done, &res);
+}
+
+static void wait_readable_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    wr_done = np_chan_new(sizeof(long), 1);
+    long res;
+    /* 1: nothing there yet (never read: the level is checked, then the edge) */
+    np_go(wr_waiter, (void *)(intptr_t)sv[0]);
+    wait_parked();
+    CHECK_EQ(np_write(sv[1], "hello", 5), 5);
+    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
+    CHECK_EQ(res, 1);
+    /* 2: after that short read the edge alone tells: it must not be lost */
+    np_go(wr_waiter, (void *)(intptr_t)sv[0]);
+    wait_parked();
+    CHECK_EQ(np_write(sv[1], "hello", 5), 5);
+    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
+    CHECK_EQ(res, 1);
+    /* 3: data already there, after a short read: no wait at all */
+    CHECK_EQ(np_write(sv[1], "hello", 5), 5);
+    char b[8];
+    CHECK_EQ(np_read(sv[0], b, 5), 5);    /* full read: not drained */
+    CHECK_EQ(np_write(sv[1], "hello", 5), 5);
+    CHECK_EQ(np_wait_readable(sv[0]), 0);
+    CHECK_EQ(np_wait_readable(sv[0]), 0); /* waiting consumes nothing */
+    CHECK_EQ(np_read(sv[0], b, 8), 5);
+    CHECK_EQ(np_write(sv[1], "x", 1), 1);
+    CHECK_EQ(np_wait_readable(sv[0]), 0); /* drained by the short read, then an edge */
+    CHECK_EQ(np_read(sv[0], b, 8), 1);
+    /* 4: end of file counts as readable; the read then reports it */
+    np_go(wr_waiter, (void *)(intptr_t)sv[0]);
+    wait_parked();
+    shutdown(sv[1], SHUT_WR);
+    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
+    CHECK_EQ(res, 0);
+    CHECK_EQ(np_wait_readable(sv[0]), 0);
+    CHECK_EQ(np_read(sv[0], b, 8), 0);
+    np_close(sv[0]);
+    np_close(sv[1]);
+    /* 5: deadline, close, bad descriptor */
+    sockpair(sv);
+    CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 20 * MS), 0);
+    int64_t t0 = np_now();
+    CHECK_ERR(np_wait_readable(sv[0]), ETIMEDOUT);
+    CHECK(np_now() - t0 >= 20 * MS);
+    CHECK_EQ(np_set_read_deadline(sv[0], 0), 0);
+    np_go(wr_waiter, (void *)(intptr_t)sv[0]);
+    wait_parked();
+    CHECK_EQ(np_close(sv[0]), 0);
+    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
+    CHECK_EQ(res, 0);
+    CHECK_ERR(np_wait_readable(sv[0]), EBADF);
+    CHECK_ERR(np_wait_writable(sv[0]), EBADF);
+    np_close(sv[1]);
+    np_chan_free(wr_done);
+}
+
+static void t_wait_readable(void) { T_RUN(wait_readable_main, NULL); }
+
+static void ww_waiter(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    long res = np_wait_writable(fd) == 0 && write(fd, "y", 1) == 1;
+    np_chan_send(wr_done, &res);
+}
+
+static void wait_writable_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    wr_done = np_chan_new(sizeof(long), 1);
+    CHECK_EQ(np_wait_writable(sv[0]), 0); /* room at once */
+    /* fill it up: the waiter parks until the peer drains some */
+    static char blk[4096];
+    long filled = 0;
+    ssize_t w;
+    while ((w = write(sv[0], blk, sizeof blk)) > 0)
+        filled += w;
+    CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+    np_go(ww_waiter, (void *)(intptr_t)sv[0]);
+    wait_parked();
+    char b[4096];
+    long got = 0;
+    long res = 0;
+    while (got < filled) {
+        ssize_t r = np_read(sv[1], b, sizeof b);
+        CHECK(r > 0);
+        got += r;
+    }
+    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
+    CHECK_EQ(res, 1);
+    CHECK_EQ(np_read(sv[1], b, sizeof b), 1);
+    CHECK_EQ(np_close(sv[0]), 0);
+    CHECK_EQ(np_close(sv[1]), 0);
+    np_chan_free(wr_done);
+}
+
+static void t_wait_writable(void) { T_RUN(wait_writable_main, NULL); }
+
 static const t_case cases[] = {
     T(t_readiness_race_stress),
     T(t_close_wakes_blocked_readers_and_writers),
@@ -579,6 +693,8 @@ static const t_case cases[] = {
     T(t_thousand_socketpairs_every_byte),
     T(t_concurrent_readers_take_turns),
     T(t_regular_files_and_bad_use),
+    T(t_wait_readable),
+    T(t_wait_writable),
     {0},
 };
 T_MAIN(cases)

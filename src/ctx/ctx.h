@@ -19,4 +19,20 @@ void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *
  * back to from. Saves only what the ABI says a callee must preserve. */
 void np_ctx_switch(np_ctx *from, np_ctx *to);
 
+/* The stack pointer saved in c (everything below it is dead), or NULL when the back end
+ * does not say (ucontext on other machines). */
+static inline void *np_ctx_sp(const np_ctx *c)
+{
+#if defined(NP_CTX_UCONTEXT) && defined(__x86_64__)
+    return (void *)c->uc.uc_mcontext.gregs[REG_RSP];
+#elif defined(NP_CTX_UCONTEXT) && defined(__aarch64__)
+    return (void *)c->uc.uc_mcontext.sp;
+#elif defined(NP_CTX_UCONTEXT)
+    (void)c;
+    return NULL;
+#else
+    return c->sp;
+#endif
+}
+
 #endif

@@ -67,5 +67,6 @@ int np_stats_get(np_stats *s)
         np_spin_unlock(&p->timers.lock);
     }
     s->fds = np__fd_count();
+    s->stack_trims = atomic_load_explicit(&np__sched.ntrims, memory_order_relaxed);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -235,6 +236,35 @@ int np__fd_wait(int fd, int mode)
 }
 
 ssize_t np__ret(ssize_t r) { return ret(r); }
+
+/* Readiness, waiting if need be: the level now (poll(2) with no timeout), else the next
+ * edge after the reset, which the caller's turn keeps anyone else from consuming. After
+ * a short read on a stream socket the edge alone tells (as in read_loop): no syscall. */
+static int wait_ready(int fd, int mode)
+{
+    np_fdent *e = begin(fd, mode == PD_R ? rmu : wmu);
+    if (!e)
+        return -1;
+    int err = PD_OK;
+    if (!e->pd) {
+        /* regular file: always ready */
+    } else if (mode == PD_R && e->drained && !np__pd_hup(e->pd)) {
+        err = np__pd_wait(e->pd, PD_R);
+        if (!err)
+            e->drained = false;
+    } else if (!(err = np__pd_reset(e->pd, mode))) {
+        struct pollfd pf = {fd, (short)(mode == PD_R ? POLLIN : POLLOUT), 0};
+        if (poll(&pf, 1, 0) <= 0)
+            err = np__pd_wait(e->pd, mode);
+        if (mode == PD_R)
+            e->drained = false;
+    }
+    end(e, mode == PD_R ? &e->rmu : &e->wmu);
+    return (int)ret(err ? pderr(err) : 0);
+}
+
+int np_wait_readable(int fd) { return wait_ready(fd, PD_R); }
+int np_wait_writable(int fd) { return wait_ready(fd, PD_W); }
 
 struct rw { void *buf; size_t len; };
 static ssize_t op_read(int fd, void *a)

@@ -7,7 +7,8 @@
  * puts fault-on-access markers in the page tables without splitting the mapping.
  * Older kernels: mprotect guards while they fit in a budget of mappings, then a canary
  * checked at every switch. Stacks are pooled (per-P cache, then a global pool) and never
- * given back to the OS while the runtime runs.
+ * unmapped while the runtime runs; the pages below a long-parked coroutine's stack
+ * pointer are given back (np_stack_trim, driven by sched/trim.c).
  */
 #include "stack.h"
 #include <errno.h>
@@ -181,6 +182,20 @@ int np_stack_alloc(np_stack_cache *c, size_t size, np_stack *s)
     s->canary = false;
 fresh:
     return 0;
+}
+
+size_t np_stack_trim(const np_stack *s, const void *sp)
+{
+    if (s->kind == NP_STK_NONE || !sp)
+        return 0;
+    uintptr_t lo = (uintptr_t)s->lo + pool.guard;
+    /* below sp: the x86-64 red zone (128 bytes) is dead too at a switch, keep it anyway */
+    uintptr_t hi = ((uintptr_t)sp - 128) & ~(uintptr_t)(pool.page - 1);
+    if (hi <= lo || (uintptr_t)sp > (uintptr_t)s->lo + s->size)
+        return 0;
+    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        return 0;
+    return hi - lo;
 }
 
 /* ASan: a finished coroutine leaves poisoned redzones of the frames it was in when it

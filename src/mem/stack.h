@@ -33,6 +33,10 @@ static inline bool np_stack_in_guard(const np_stack *s, uintptr_t a)
     return s->kind != NP_STK_NONE && a >= (uintptr_t)s->lo &&
            a < (uintptr_t)s->lo + np_stack_guard();
 }
+/* Give back to the OS the pages of s wholly below sp (a parked coroutine's saved stack
+ * pointer: nothing below it is live). The owner must not run meanwhile. Returns the
+ * number of bytes released. */
+size_t np_stack_trim(const np_stack *s, const void *sp);
 /* For stacks without a hardware guard: false when the canary was overwritten. */
 bool np_stack_canary_ok(const np_stack *s);
 

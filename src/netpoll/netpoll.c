@@ -327,9 +327,7 @@ void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
         np_g *g = gs[i];
         if (!g)
             continue;
-        uint32_t st = G_WAITING;
-        if (!atomic_compare_exchange_strong(&g->status, &st, G_RUNNABLE))
-            np__fatal("I/O wake-up of a coroutine that is not waiting");
+        np__unwait(g);
         g->waitreason = W_NONE;
         g->schedlink = *list;
         *list = g;

@@ -120,6 +120,7 @@ static void *sysmon(void *arg)
             break;
         /* Nothing has run for a whole period twice: sleep until a P gets busy (an idle
          * runtime costs no CPU). A brief idle moment under load does not count. */
+        np__trim_arm();
         allidle = atomic_load(&np__sched.npidle) == np__sched.nprocs ? allidle + 1 : 0;
         if (allidle >= 2) {
             pthread_mutex_lock(&np__sched.lock);
@@ -243,6 +244,7 @@ int np_run(np_fn main_fn, void *arg)
     s->nprocs = env_procs();
     s->stack_size = env_stack();
     np_stack_init(s->stack_size);
+    np__trim_init();
     s->allp = calloc((size_t)s->nprocs, sizeof *s->allp);
     np_m *m0 = calloc(1, sizeof *m0);
     if (!s->allp || !m0) {

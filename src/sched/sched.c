@@ -92,6 +92,7 @@ static inline void prepare(np_m *m, np_g *g)
     }
     g->m = m;
     m->curg = g;
+    atomic_store_explicit(&g->stk, 0, memory_order_relaxed);
     atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
     np__count(&m->p->nswitch);
 }
@@ -105,8 +106,10 @@ static void after_switch_slow(np_m *m)
     m->after = AFTER_NONE;
     switch (a) {
     case AFTER_PARK:
+        /* g is off its stack now; before anyone can find it and ready it */
+        atomic_store_explicit(&g->stk, STK_SAVED, memory_order_release);
         if (m->after_f && !m->after_f(g, m->after_arg)) {
-            atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+            np__unwait(g);
             np__runqput(m->p, g, true);
         }
         break;
@@ -184,7 +187,8 @@ void np__park(np_unlockf f, void *arg, int reason)
     np_g *g = m->curg;
     g->waitreason = (uint8_t)reason;
     g->waitsince = atomic_load_explicit(&np__sched.nowcache, memory_order_relaxed);
-    atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
+    /* release: a stack trimmer that sees G_WAITING also sees stk cleared by prepare */
+    atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
     m->after = AFTER_PARK;
     m->after_g = g;
     m->after_f = f;
@@ -194,6 +198,20 @@ void np__park(np_unlockf f, void *arg, int reason)
 
 void np__ready(np_g *g) { np__ready_q(g, true); }
 
+/* G_WAITING -> G_RUNNABLE, waiting out a stack trim in progress. */
+void np__unwait(np_g *g)
+{
+    for (;;) {
+        uint32_t st = G_WAITING;
+        if (atomic_compare_exchange_weak_explicit(&g->status, &st, G_RUNNABLE, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return;
+        if (st != G_WAITING && st != G_TRIM)
+            np__fatal("ready of a coroutine that is not waiting");
+        np_cpu_relax();
+    }
+}
+
 /* next: run it next (a hand-off: its waker is about to block, as in a channel
  * exchange); else it queues behind the others (timers that fire together run in
  * deadline order). */
@@ -201,13 +219,13 @@ void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
     bool solo = np__solo() && m && m->p; /* nobody else touches g: no locked CAS */
-    uint32_t st = G_WAITING;
-    if (solo ? atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING
-             : !atomic_compare_exchange_strong_explicit(&g->status, &st, G_RUNNABLE,
-                                                        memory_order_acq_rel, memory_order_relaxed))
-        np__fatal("ready of a coroutine that is not waiting");
-    if (solo)
+    if (solo) { /* the trimmer, if any, is this thread: never G_TRIM here */
+        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
+            np__fatal("ready of a coroutine that is not waiting");
         atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    } else {
+        np__unwait(g);
+    }
     g->waitreason = W_NONE;
     if (m && m->p) {
         np__runqput(m->p, g, next);

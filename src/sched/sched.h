@@ -28,7 +28,12 @@
 #endif
 #endif
 
-enum np_gstatus { G_IDLE, G_RUNNABLE, G_RUNNING, G_WAITING, G_DEAD };
+/* G_TRIM: waiting, and its stack is being trimmed (sched/trim.c); whoever readies it
+ * waits for G_WAITING again. */
+enum np_gstatus { G_IDLE, G_RUNNABLE, G_RUNNING, G_WAITING, G_DEAD, G_TRIM };
+/* np_g.stk: its context is saved (it has switched out since it last ran); its stack
+ * was trimmed since it last ran. Cleared when it runs. */
+enum { STK_SAVED = 1, STK_TRIMMED = 2 };
 
 /* Why a coroutine waits (shown by dumps and counted by stats). */
 enum np_waitreason {
@@ -47,6 +52,7 @@ struct np_g {
     uint8_t waitreason;
     uint8_t waitmode;    /* IO wait: PD_R / PD_W */
     bool ismain;
+    _Atomic uint8_t stk; /* STK_* */
     int32_t waitfd;      /* IO wait: the descriptor */
     int64_t waitsince;   /* when it parked (coarse clock) */
     size_t want_stack;   /* requested stack size, 0 = default */
@@ -165,6 +171,12 @@ typedef struct np_sched {
     _Atomic uint32_t sysmonwait;
     _Atomic uint32_t sysmonslow; /* sysmon sleeps long: np_blocking wakes it */
     np_note sysmonnote;
+    /* stack trimming (trim.c) */
+    int64_t trimage;           /* parked this long (ns) before trimmed; 0 = never */
+    np_timer trimt;
+    _Atomic bool trimarmed;
+    _Atomic uint64_t trimseen; /* switch count at the last pass */
+    _Atomic int64_t ntrims;
     /* lifecycle */
     _Atomic bool stopping;
     _Atomic bool running;
@@ -219,6 +231,9 @@ void np__park(np_unlockf f, void *arg, int reason);
 /* Make a parked coroutine runnable (on the caller's P, next in line). */
 void np__ready(np_g *g);
 void np__ready_q(np_g *g, bool next);
+void np__unwait(np_g *g);
+void np__trim_init(void);          /* trim.c: at np_run */
+void np__trim_arm(void);           /* trim.c: sysmon, each period */          /* G_WAITING -> G_RUNNABLE (no queueing) */
 /* Ask an idle P to look for work (when one is idle and nobody spins already). */
 void np__wakep(void);
 /* A timer was added at when: make sure someone will wake for it. */
