@@ -35,5 +35,8 @@ echo "== echo 1000 conns x 4 KiB"
 echo "== echo 50 x 64 B, NP_PROCS=2 vs GOMAXPROCS=2 (server on both CPUs, load on CPU 1)"
 PROCS=2 bash bench/abecho_procs.sh "$rounds" 50 64 "$secs" "go=$ys/go_echo 7224" "np=$bin/np-echo 7222"
 echo "== RSS per idle connection (10,000)"
-"$ys/memconn.sh" 10000 "$ys/go_echo 7231"
-"$ys/memconn.sh" 10000 "$bin/np-echo 7232"
+mgo=$("$ys/memconn.sh" 10000 "$ys/go_echo 7231"); echo "$mgo"
+mnp=$("$ys/memconn.sh" 10000 "$bin/np-echo 7232"); echo "$mnp"
+awk -v a="$(sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p' <<<"$mnp")" \
+    -v b="$(sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p' <<<"$mgo")" \
+    'BEGIN{ printf "ratio np/go: per idle connection=%.3f (target <= 0.6)\n", (b>0)?a/b:0 }'

@@ -151,7 +151,7 @@ static void deadline_main(void *arg)
         CHECK_EQ(np_set_read_deadline(sv[0], d), 0);
         CHECK_ERR(np_read(sv[0], &c, 1), ETIMEDOUT);
         int64_t late = np_now() - d;
-        if (late < 0 || late > 5 * MS * t_scale_v())
+        if (late < 0 || late > 15 * MS * t_scale_v()) /* early never; late: a loaded machine */
             FAILF("deadline fired %.3f ms from its time", late / 1e6);
         /* stays expired until changed */
         CHECK_ERR(np_read(sv[0], &c, 1), ETIMEDOUT);
@@ -624,8 +624,8 @@ static void wait_readable_main(void *arg)
     np_close(sv[1]);
     /* 5: deadline, close, bad descriptor */
     sockpair(sv);
-    CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 20 * MS), 0);
     int64_t t0 = np_now();
+    CHECK_EQ(np_set_read_deadline(sv[0], t0 + 20 * MS), 0);
     CHECK_ERR(np_wait_readable(sv[0]), ETIMEDOUT);
     CHECK(np_now() - t0 >= 20 * MS);
     CHECK_EQ(np_set_read_deadline(sv[0], 0), 0);

@@ -298,7 +298,9 @@ int np_run(np_fn main_fn, void *arg)
 
     np__schedule(m0);
 
-    /* main returned: wait for every M to leave, then free everything. */
+    /* main returned: sysmon first (it may still start an M), then wait for every M to
+     * leave, then free everything. */
+    pthread_join(s->sysmon, NULL);
     pthread_mutex_lock(&s->lock);
     while (s->mcount > 0) {
         for (np_m *m = s->midle; m; m = m->link)
@@ -310,7 +312,6 @@ int np_run(np_fn main_fn, void *arg)
     for (np_m *m = s->allm; m; m = m->alllink)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
-    pthread_join(s->sysmon, NULL);
     np__signals_restore();
     sigaction(SIGPIPE, &s->oldpipe, NULL);
     m_altstack_free(m0);

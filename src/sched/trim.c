@@ -79,7 +79,8 @@ static void trim_fire(void *arg, uintptr_t seq)
 /* Sysmon, each period: arm the pass if coroutines have switched since the last one. */
 void np__trim_arm(void)
 {
-    if (np__sched.trimage <= 0 || atomic_load(&np__sched.trimarmed) ||
+    if (np__sched.trimage <= 0 || atomic_load(&np__sched.stopping) ||
+        atomic_load(&np__sched.trimarmed) ||
         switches() == atomic_load(&np__sched.trimseen))
         return;
     bool f = false;
