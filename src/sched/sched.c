@@ -189,9 +189,7 @@ static inline __attribute__((always_inline)) np_g *pick_next_fast(np_m *m, np_g 
     np_p *p = m->p;
     np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
-    if (!np__solo() || !next || tick % 61 == 0 ||
-        (p->inherit >= 64 && atomic_load_explicit(&p->runqhead, memory_order_relaxed) !=
-                                 atomic_load_explicit(&p->runqtail, memory_order_relaxed)) ||
+    if (!np__solo() || !next || tick % 61 == 0 || p->inherit >= 64 || /* (see runqget_solo) */
         g->stack.canary || next->stack.kind == NP_STK_NONE ||
         atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
         return NULL;

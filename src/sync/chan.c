@@ -205,14 +205,29 @@ static __attribute__((noinline)) int chan_recv_slow(np_chan *c, void *elem)
  * call (but the park's, a tail call) and no lock: handing a value to a waiting receiver,
  * taking one from a waiting sender, waiting on an unbuffered channel. */
 
+/* Copy an element of a size np__ecopy does without a call; false for other sizes. */
+static inline bool ecopy_small(void *d, const void *s, size_t n)
+{
+    switch (n) {
+    case 8: memcpy(d, s, 8); return true;
+    case 4: memcpy(d, s, 4); return true;
+    case 1: memcpy(d, s, 1); return true;
+    case 16: memcpy(d, s, 16); return true;
+    default: return false;
+    }
+}
+
 int np_chan_send(np_chan *c, const void *elem)
 {
     np_m *m = np__getm();
     if (np__solo() && c && elem && m && m->curg && !c->closed) {
         np_sudog *sg = c->recvq.first;
-        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g)) {
+        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g) &&
+            (!sg->elem || ecopy_small(sg->elem, elem, c->esize))) {
             np__unlink_first(&c->recvq, sg);
-            np__ready_fast(m->p, np__send_to(c, sg, elem));
+            sg->success = true;
+            sg->g->param = sg;
+            np__ready_fast(m->p, sg->g);
             return 0;
         }
     }
@@ -225,10 +240,9 @@ int np_chan_recv(np_chan *c, void *elem)
     np_g *self;
     if (np__solo() && c && m && (self = m->curg) && c->cap == 0) {
         np_sudog *sg = c->sendq.first;
-        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g)) {
+        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g) &&
+            (!elem || ecopy_small(elem, sg->elem, c->esize))) {
             np__unlink_first(&c->sendq, sg);
-            if (elem)
-                np__ecopy(elem, sg->elem, c->esize);
             sg->success = true;
             sg->g->param = sg;
             np__ready_fast(m->p, sg->g);
