@@ -12,10 +12,29 @@
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
  * int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret) */
         .text
+        .globl  np_ctx_switch
+        .type   np_ctx_switch, @function
+        .p2align 4
+np_ctx_switch:
+        stmxcsr -64(%rsp)               /* first: it is slow to issue (microcoded) */
+        fnstcw  -60(%rsp)               /* (into the red zone: the slot below 8 pushes) */
+        pushq   %rbp
+        pushq   %rbx
+        pushq   %r12
+        pushq   %r13
+        pushq   %r14
+        pushq   %r15
+        pushq   $0
+        movl    $1, %edx                /* np_ctx_resumed for a context np_ctx_park saved */
+        jmp     .Lsave
+        .size   np_ctx_switch, .-np_ctx_switch
+
         .globl  np_ctx_park
         .type   np_ctx_park, @function
         .p2align 4
 np_ctx_park:
+        stmxcsr -64(%rsp)
+        fnstcw  -60(%rsp)
         pushq   %rbp
         pushq   %rbx
         pushq   %r12
@@ -24,25 +43,8 @@ np_ctx_park:
         pushq   %r15
         pushq   %rdx
         xorl    %edx, %edx              /* no np_ctx_resumed: nothing is left to finish */
-        jmp     .Lsave
-        .size   np_ctx_park, .-np_ctx_park
-
-        .globl  np_ctx_switch
-        .type   np_ctx_switch, @function
-        .p2align 4
-np_ctx_switch:
-        pushq   %rbp
-        pushq   %rbx
-        pushq   %r12
-        pushq   %r13
-        pushq   %r14
-        pushq   %r15
-        pushq   $0
-        movl    $1, %edx
 .Lsave:
         subq    $8, %rsp
-        stmxcsr (%rsp)
-        fnstcw  4(%rsp)
         movl    (%rsp), %eax            /* same-size reloads: store-forwarded */
         movzwl  4(%rsp), %r8d
         movq    %rsp, (%rdi)
@@ -74,7 +76,7 @@ np_ctx_switch:
         call    np_ctx_resumed@PLT
         popq    %rcx
         jmp     5b
-        .size   np_ctx_switch, .-np_ctx_switch
+        .size   np_ctx_park, .-np_ctx_park
 
 /* First frame of a new context: rbx = arg, r12 = entry (set by np_ctx_make). */
         .globl  np_ctx_trampoline
