@@ -791,6 +791,89 @@ static void t_stress_select_1p(void)
     CHECK_EQ(atomic_load(&s.count), 4 * s.per_producer);
 }
 
+/* One P: a receiver waiting on an unbuffered channel resumed in each way the one that
+ * readied it can leave: yielding, exiting, parking in a sleep (which has work to finish
+ * once off its stack); and woken by a close. Each round checks the value, the
+ * order, and that the readier's leaving was finished (it runs again, its G is reused). */
+static np_chan *rs_c;
+static int rs_step;
+
+static void rs_yielder(void *arg)
+{
+    long v = (long)(intptr_t)arg;
+    if (v < 0)
+        CHECK_EQ(np_yield(), 0); /* let the receiver wait first */
+    CHECK_EQ(np_chan_send(rs_c, &v), 0);
+    rs_step = 1;
+    CHECK_EQ(np_yield(), 0); /* the receiver runs; this one is queued again */
+    CHECK_EQ(rs_step, 2);
+    rs_step = 3;
+}
+
+static void rs_exiter(void *arg)
+{
+    CHECK_EQ(np_yield(), 0); /* let the receiver wait first */
+    long v = (long)(intptr_t)arg;
+    CHECK_EQ(np_chan_send(rs_c, &v), 0);
+}
+
+static void rs_sleeper(void *arg)
+{
+    CHECK_EQ(np_yield(), 0);
+    long v = (long)(intptr_t)arg;
+    CHECK_EQ(np_chan_send(rs_c, &v), 0);
+    np_sleep(1000); /* parks with an unlock function */
+    rs_step = 5;
+}
+
+static void rs_closer(void *arg)
+{
+    CHECK_EQ(np_yield(), 0);
+    CHECK_EQ(np_chan_close(rs_c), 0);
+}
+
+static void rs_main(void *arg)
+{
+    rs_c = np_chan_new(sizeof(long), 0);
+    long v = 0;
+    for (long i = 1; i <= 200; i++) {
+        for (long s = -1; s <= 1; s += 2) {
+            rs_step = 0;
+            /* i: runs first, its send waits; -i: yields, the receive waits */
+            CHECK(np_go(rs_yielder, (void *)(intptr_t)(s * i)) > 0);
+            CHECK_EQ(np_chan_recv(rs_c, &v), 1);
+            CHECK_EQ(v, s * i);
+            while (rs_step != 1)
+                CHECK_EQ(np_yield(), 0);
+            rs_step = 2;
+            while (rs_step != 3)
+                CHECK_EQ(np_yield(), 0);
+        }
+
+        CHECK(np_go(rs_exiter, (void *)(intptr_t)(i + 1000)) > 0);
+        CHECK_EQ(np_chan_recv(rs_c, &v), 1); /* waits; resumed as the sender exits */
+        CHECK_EQ(v, i + 1000);
+
+        CHECK(np_go(rs_sleeper, (void *)(intptr_t)(i + 2000)) > 0);
+        CHECK_EQ(np_chan_recv(rs_c, &v), 1); /* resumed as the sender parks in its sleep */
+        CHECK_EQ(v, i + 2000);
+        while (rs_step != 5)
+            CHECK_EQ(np_yield(), 0);
+    }
+    v = 9;
+    CHECK(np_go(rs_closer, NULL) > 0);
+    CHECK_EQ(np_chan_recv(rs_c, &v), 0); /* waits; woken by the close */
+    CHECK_EQ(v, 0);
+    CHECK_EQ(np_chan_recv(rs_c, &v), 0);
+    CHECK_EQ(np_chan_free(rs_c), 0);
+}
+
+static void t_parked_receiver_resumes_1p(void)
+{
+    t_procs(1);
+    T_RUN(rs_main, NULL);
+}
+
 static const t_case cases[] = {
     T(t_unbuffered),
     T(t_unbuffered_receiver_first),
@@ -813,6 +896,7 @@ static const t_case cases[] = {
     T(t_stress_many_2p),
     T(t_stress_select_2p),
     T(t_stress_select_1p),
+    T(t_parked_receiver_resumes_1p),
     {0},
 };
 

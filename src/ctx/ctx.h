@@ -34,5 +34,17 @@ static inline void *np_ctx_sp(const np_ctx *c)
     return c->sp;
 #endif
 }
+#if defined(__x86_64__) && !defined(NP_CTX_UCONTEXT)
+#include <stdbool.h>
+#define NP_CTX_PARK 1
+/* np_ctx_switch for a context that will resume straight in its caller's caller: call
+ * it as a tail call (return np_ctx_park(...);). When something switches back to from,
+ * that caller's caller gets *ret as an int (read then), by a jump rather than a
+ * return, so that the return predictor is not consulted with another context's calls.
+ * Nothing may be left for the context switched to to finish; when np_ctx_switch resumes
+ * such a context instead, it calls np_ctx_resumed() first, on that context's stack. */
+int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret);
+void np_ctx_resumed(void); /* the scheduler's */
+#endif
 
 #endif

@@ -9,14 +9,15 @@ void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *
 {
     uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
 #if defined(__x86_64__)
-    /* Popped by np_ctx_switch: fp control word (8), r15 r14 r13 r12 rbx rbp, return
-     * address; the trampoline then runs with rsp 16-aligned, as before a call. */
-    uint64_t *sp = (uint64_t *)(top - 80);
-    memset(sp, 0, 80);
+    /* Popped by np_ctx_switch: fp control words (8), ret (NULL: resume with a ret),
+     * r15 r14 r13 r12 rbx rbp, return address; the trampoline then runs with rsp
+     * 16-aligned, as before a call. */
+    uint64_t *sp = (uint64_t *)(top - 88);
+    memset(sp, 0, 88);
     sp[0] = 0x1F80u | ((uint64_t)0x037Fu << 32); /* MXCSR default, x87 CW default */
-    sp[4] = (uint64_t)(uintptr_t)entry;          /* r12 */
-    sp[5] = (uint64_t)(uintptr_t)arg;            /* rbx */
-    sp[7] = (uint64_t)(uintptr_t)np_ctx_trampoline;
+    sp[5] = (uint64_t)(uintptr_t)entry;          /* r12 */
+    sp[6] = (uint64_t)(uintptr_t)arg;            /* rbx */
+    sp[8] = (uint64_t)(uintptr_t)np_ctx_trampoline;
     c->sp = sp;
 #elif defined(__aarch64__)
     uint64_t *sp = (uint64_t *)(top - 176);

@@ -117,9 +117,9 @@ NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t *pc, uintptr_t *fp)
     *fp = (uintptr_t)g->ctx.uc.uc_mcontext.regs[29];
     return true;
 #elif defined(__x86_64__)
-    uintptr_t *sp = g->ctx.sp;
-    *pc = sp[7];
-    *fp = sp[6];
+    uintptr_t *sp = g->ctx.sp; /* see switch_x86_64.S */
+    *pc = sp[8];
+    *fp = sp[7];
     return true;
 #elif defined(__aarch64__)
     uintptr_t *sp = g->ctx.sp;

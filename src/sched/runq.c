@@ -64,7 +64,7 @@ static np_g *runqget_solo(np_p *p)
     uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
     if (next && (p->inherit < 64 || h == t)) {
         atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
-        p->inherit++;
+        p->inherit = h == t ? 0 : p->inherit + 1; /* nobody to starve: start counting anew */
         return next;
     }
     if (h != t) {

@@ -88,7 +88,8 @@ static inline void prepare(np_m *m, np_g *g)
     if (__builtin_expect(g->stack.kind == NP_STK_NONE, 0)) {
         if (np_stack_alloc(&m->p->stacks, g->want_stack, &g->stack) != 0)
             np__fatal("out of memory for a coroutine stack");
-        np_ctx_make(&g->ctx, np_stack_base(&g->stack), np_stack_usable(&g->stack), g_entry, g);
+        np_ctx_make(&g->ctx, np_stack_base(&g->stack), np_stack_usable(&g->stack) - NP_STACK_SLOT,
+                    g_entry, g);
     }
     g->m = m;
     m->curg = g;
@@ -141,6 +142,10 @@ static inline void after_switch(np_m *m)
 
 void np__after_switch(np_m *m) { after_switch(m); }
 
+#ifdef NP_CTX_PARK
+void np_ctx_resumed(void) { after_switch(np__getm()); }
+#endif
+
 static inline __attribute__((always_inline)) np_g *runq_local(np_p *p)
 {
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
@@ -162,9 +167,9 @@ static inline __attribute__((always_inline)) np_g *runq_local(np_p *p)
     return np__runqget(p);
 }
 
-/* Leave g (whose fate is in m->after) for the next coroutine of this P, or for the
- * scheduler loop. Returns when g is resumed. */
-static inline __attribute__((always_inline)) void switch_out(np_m *m, np_g *g)
+/* The context to switch to from g (which is leaving): the next coroutine of this P,
+ * made the running one, or the scheduler loop. */
+static __attribute__((noinline)) np_g *pick_next_slow(np_m *m, np_g *g)
 {
     if (__builtin_expect(g->stack.canary, 0) && !np_stack_canary_ok(&g->stack))
         np__fatal("coroutine stack overflow");
@@ -177,26 +182,84 @@ static inline __attribute__((always_inline)) void switch_out(np_m *m, np_g *g)
         next = &m->g0;
         m->curg = NULL;
     }
+    return next;
+}
+
+/* The common case inline: one P, and runnext (typically the coroutine that g just
+ * readied) may run now. Same choice as pick_next_slow; NULL when that must decide. */
+static inline __attribute__((always_inline)) np_g *pick_next_fast(np_m *m, np_g *g)
+{
+    np_p *p = m->p;
+    np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
+    if (!np__solo() || !next || tick % 61 == 0 || p->inherit >= 64 || /* (see runqget_solo) */
+        g->stack.canary || next->stack.kind == NP_STK_NONE ||
+        atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
+        return NULL;
+    atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
+    atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
+    p->inherit++;
+    next->m = m;
+    m->curg = next;
+    atomic_store_explicit(&next->stk, 0, memory_order_relaxed);
+    atomic_store_explicit(&next->status, G_RUNNING, memory_order_relaxed);
+    np__count(&p->nswitch);
+    return next;
+}
+
+static inline __attribute__((always_inline)) np_g *pick_next(np_m *m, np_g *g)
+{
+    np_g *next = pick_next_fast(m, g);
+    return next ? next : pick_next_slow(m, g);
+}
+
+/* Leave g (whose fate is in m->after) for the next coroutine of this P, or for the
+ * scheduler loop. Returns when g is resumed. */
+static inline __attribute__((always_inline)) void switch_out(np_m *m, np_g *g)
+{
+    np_g *next = pick_next(m, g);
     gswitch(m, g, next, m->after == AFTER_EXIT);
     after_switch(g->m);
+}
+
+static inline void park_state(np_g *g, int reason)
+{
+    g->waitreason = (uint8_t)reason;
+    g->waitsince = atomic_load_explicit(&np__sched.nowcache, memory_order_relaxed);
+    /* release: a stack trimmer that sees G_WAITING also sees stk cleared when g ran */
+    atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
 }
 
 void np__park(np_unlockf f, void *arg, int reason)
 {
     np_m *m = np__getm();
     np_g *g = m->curg;
-    g->waitreason = (uint8_t)reason;
-    g->waitsince = atomic_load_explicit(&np__sched.nowcache, memory_order_relaxed);
-    /* release: a stack trimmer that sees G_WAITING also sees stk cleared by prepare */
-    atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
-    m->after = AFTER_PARK;
-    m->after_g = g;
-    m->after_f = f;
-    m->after_arg = arg;
+    park_state(g, reason);
+    if (f) {
+        m->after = AFTER_PARK;
+        m->after_g = g;
+        m->after_f = f;
+        m->after_arg = arg;
+    }
     switch_out(m, g);
 }
 
-void np__ready(np_g *g) { np__ready_q(g, true); }
+#ifdef NP_PARK_TAIL
+static __attribute__((noinline)) int park_tail_slow(np_m *m, np_g *g, const bool *ret)
+{
+    return np_ctx_park(&g->ctx, &pick_next_slow(m, g)->ctx, ret);
+}
+
+int np__park_tail(np_g *g, int reason, const bool *ret)
+{
+    np_m *m = g->m;
+    park_state(g, reason);
+    np_g *next = pick_next_fast(m, g);
+    if (!next) /* out of line: this path makes no call but the tail one */
+        return park_tail_slow(m, g, ret);
+    return np_ctx_park(&g->ctx, &next->ctx, ret);
+}
+#endif
 
 /* G_WAITING -> G_RUNNABLE, waiting out a stack trim in progress. */
 void np__unwait(np_g *g)

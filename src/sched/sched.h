@@ -228,12 +228,55 @@ static inline np_g *np__getg(void)
 /* Park the calling coroutine. After it is off its stack, f(g, arg) runs; if f returns
  * false the coroutine is made runnable again at once. Someone must np__ready it later. */
 void np__park(np_unlockf f, void *arg, int reason);
-/* Make a parked coroutine runnable (on the caller's P, next in line). */
-void np__ready(np_g *g);
+
+/* Bytes at the top of every coroutine stack kept for np__g_slot (below them, the
+ * context's first frame). */
+#define NP_STACK_SLOT 64
+/* Scratch memory of a running coroutine that lasts while it parks, where a blocking
+ * call that leaves with np__park_tail keeps what its wakers need (its frame is gone). */
+static inline void *np__g_slot(np_g *g) { return g->stack.lo + g->stack.size - NP_STACK_SLOT; }
+
+/* np__park without an unlock function, for one P (np__solo()) and the assembly context
+ * switch: the blocking call ends with return np__park_tail(g, reason, ret), and when the
+ * coroutine is readied its caller gets *ret (as an int; set by the waker) straight from
+ * the switch. g is the calling coroutine. */
+#if defined(NP_CTX_PARK) && !defined(NP_ASAN) && !defined(NP_TSAN)
+#define NP_PARK_TAIL 1
+int np__park_tail(np_g *g, int reason, const bool *ret);
+#endif
 void np__ready_q(np_g *g, bool next);
-void np__unwait(np_g *g);
+void np__unwait(np_g *g);          /* G_WAITING -> G_RUNNABLE (no queueing) */
 void np__trim_init(void);          /* trim.c: at np_run */
-void np__trim_arm(void);           /* trim.c: sysmon, each period */          /* G_WAITING -> G_RUNNABLE (no queueing) */
+void np__trim_arm(void);           /* trim.c: sysmon, each period */
+/* np__ready from a coroutine running on p, inline for the common case of one P: when
+ * np__ready_fast_ok(p, g), np__ready_fast(p, g) does it. */
+static inline bool np__ready_fast_ok(np_p *p, np_g *g)
+{
+    return np__solo() && atomic_load_explicit(&g->status, memory_order_relaxed) == G_WAITING &&
+           !atomic_load_explicit(&p->runnext, memory_order_relaxed);
+}
+static inline void np__ready_fast(np_p *p, np_g *g)
+{
+    atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    g->waitreason = W_NONE;
+    atomic_store_explicit(&p->runnext, g, memory_order_relaxed);
+}
+static inline void np__ready_on(np_p *p, np_g *g)
+{
+    if (np__ready_fast_ok(p, g))
+        np__ready_fast(p, g);
+    else
+        np__ready_q(g, true);
+}
+/* Make a parked coroutine runnable (on the caller's P, next in line). */
+static inline void np__ready(np_g *g)
+{
+    np_m *m = np__getm();
+    if (m && m->p)
+        np__ready_on(m->p, g);
+    else
+        np__ready_q(g, true);
+}
 /* Ask an idle P to look for work (when one is idle and nobody spins already). */
 void np__wakep(void);
 /* A timer was added at when: make sure someone will wake for it. */

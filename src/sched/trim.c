@@ -14,10 +14,11 @@
  *
  * Safety: the stack must not run while it is trimmed. The pass takes each candidate
  * from G_WAITING to G_TRIM by CAS; every waker moves G_WAITING to G_RUNNABLE by CAS
- * (np__unwait) and so waits. The one exception is np__ready_q with one P, which
- * runs on the thread holding that P, the one running the pass. And the coroutine's
- * context must really be saved: park sets G_WAITING before it switches away, so the
- * pass also wants STK_SAVED, set by the next context after the switch (np_g.stk).
+ * (np__unwait) and so waits. The one exception is readying with one P, which runs
+ * on the thread holding that P, the one running the pass. And the coroutine's context
+ * must really be saved: park sets G_WAITING before it switches away, so the pass also
+ * wants STK_SAVED, set by the next context after the switch (np_g.stk); with one P,
+ * it is enough that the coroutine is not the pass's own thread's current one.
  */
 #include "sched.h"
 #include <stdlib.h>
@@ -25,20 +26,29 @@
 
 #define TRIM_BATCH 1024 /* stacks per pass; the rest 1 ms later */
 
-typedef struct trimpass { int64_t now; int budget; int young; int64_t n; } trimpass;
+typedef struct trimpass { int64_t now; int budget; int young; int64_t n; np_g *self; } trimpass;
+
+/* Is g, seen G_WAITING, off its stack and not trimmed since it last ran? With one P
+ * the pass runs on the only thread that runs coroutines: any G_WAITING one but the
+ * current is off its stack (some parks there set no STK_SAVED). */
+static bool saved(const trimpass *t, np_g *g, memory_order mo)
+{
+    uint8_t stk = atomic_load_explicit(&g->stk, mo);
+    return np__solo() ? g != t->self && !(stk & STK_TRIMMED) : stk == STK_SAVED;
+}
 
 static void trim_g(np_g *g, void *arg)
 {
     trimpass *t = arg;
     if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING ||
-        atomic_load_explicit(&g->stk, memory_order_relaxed) != STK_SAVED)
+        !saved(t, g, memory_order_relaxed))
         return;
     uint32_t st = G_WAITING;
     if (!atomic_compare_exchange_strong_explicit(&g->status, &st, G_TRIM, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return;
     /* Ours until we put G_WAITING back; stk is re-read now that it cannot change. */
-    if (atomic_load_explicit(&g->stk, memory_order_acquire) == STK_SAVED) {
+    if (saved(t, g, memory_order_acquire)) {
         if (t->now - g->waitsince < np__sched.trimage || t->budget == 0) {
             t->young++;
         } else {
@@ -64,7 +74,7 @@ static void trim_fire(void *arg, uintptr_t seq)
     (void)arg;
     (void)seq;
     atomic_store(&np__sched.trimseen, switches());
-    trimpass t = {np__nanotime(), TRIM_BATCH, 0, 0};
+    trimpass t = {np__nanotime(), TRIM_BATCH, 0, 0, np__getm()->curg};
     np__each_g(trim_g, &t);
     atomic_fetch_add_explicit(&np__sched.ntrims, t.n, memory_order_relaxed);
     if (atomic_load(&np__sched.stopping) || t.young == 0) {

@@ -5,35 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void np__enqueue(np_waitq *q, np_sudog *sg)
-{
-    sg->next = NULL;
-    sg->prev = q->last;
-    if (q->last)
-        q->last->next = sg;
-    else
-        q->first = sg;
-    q->last = sg;
-    sg->queued = true;
-}
-
-void np__unlink(np_waitq *q, np_sudog *sg)
-{
-    if (!sg->queued)
-        return;
-    if (sg->prev)
-        sg->prev->next = sg->next;
-    else
-        q->first = sg->next;
-    if (sg->next)
-        sg->next->prev = sg->prev;
-    else
-        q->last = sg->prev;
-    sg->next = sg->prev = NULL;
-    sg->queued = false;
-}
-
-np_sudog *np__dequeue(np_waitq *q)
+np_sudog *np__dequeue_slow(np_waitq *q)
 {
     for (;;) {
         np_sudog *sg = q->first;
@@ -66,15 +38,6 @@ void np__buf_take(np_chan *c, void *elem)
     if (++c->recvx == c->cap)
         c->recvx = 0;
     c->count--;
-}
-
-np_g *np__send_to(np_chan *c, np_sudog *sg, const void *elem)
-{
-    if (sg->elem)
-        np__ecopy(sg->elem, elem, c->esize);
-    sg->success = true;
-    sg->g->param = sg;
-    return sg->g;
 }
 
 np_g *np__recv_from(np_chan *c, np_sudog *sg, void *elem)
@@ -136,6 +99,26 @@ static bool chan_unlockf(np_g *g, void *c)
     return true;
 }
 
+/* Wait on c (locked) to send *elem / receive into elem. Out of line: with the waiter
+ * on the stack, the callers' parks could not be tail calls. */
+static __attribute__((noinline)) int chan_park(np_chan *c, np_g *self, void *elem, bool send)
+{
+    np_sudog me = {.g = self, .elem = elem, .c = c};
+    np__enqueue(send ? &c->sendq : &c->recvq, &me);
+    np__park(np__solo() ? NULL : chan_unlockf, c, send ? W_CHAN_SEND : W_CHAN_RECV);
+    if (!send)
+        return me.success ? 1 : 0;
+    if (!me.success) {
+        np__seterrno(EPIPE);
+        return -1;
+    }
+    return 0;
+}
+
+#ifdef NP_PARK_TAIL
+_Static_assert(sizeof(np_sudog) <= NP_STACK_SLOT, "a waiter fits in a coroutine's slot");
+#endif
+
 /* The calling coroutine, or NULL with errno set (bad arguments, not a coroutine). */
 static inline np_g *chan_caller(bool args_ok)
 {
@@ -173,14 +156,7 @@ static inline __attribute__((always_inline)) int chan_send(np_chan *c, const voi
         errno = EAGAIN;
         return -1;
     }
-    np_sudog me = {.g = self, .elem = (void *)elem, .c = c};
-    np__enqueue(&c->sendq, &me);
-    np__park(np__solo() ? NULL : chan_unlockf, c, W_CHAN_SEND);
-    if (!me.success) {
-        np__seterrno(EPIPE);
-        return -1;
-    }
-    return 0;
+    return chan_park(c, self, (void *)elem, true);
 }
 
 static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *elem, bool block)
@@ -212,15 +188,83 @@ static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *ele
         errno = EAGAIN;
         return -1;
     }
-    np_sudog me = {.g = self, .elem = elem, .c = c};
-    np__enqueue(&c->recvq, &me);
-    np__park(np__solo() ? NULL : chan_unlockf, c, W_CHAN_RECV);
-    return me.success ? 1 : 0;
+    return chan_park(c, self, elem, false);
 }
 
-int np_chan_send(np_chan *c, const void *elem) { return chan_send(c, elem, true); }
+static __attribute__((noinline)) int chan_send_slow(np_chan *c, const void *elem)
+{
+    return chan_send(c, elem, true);
+}
+
+static __attribute__((noinline)) int chan_recv_slow(np_chan *c, void *elem)
+{
+    return chan_recv(c, elem, true);
+}
+
+/* np_chan_send and np_chan_recv begin with the common cases of one P inline, with no
+ * call (but the park's, a tail call) and no lock: handing a value to a waiting receiver,
+ * taking one from a waiting sender, waiting on an unbuffered channel. */
+
+/* Copy an element of a size np__ecopy does without a call; false for other sizes. */
+static inline bool ecopy_small(void *d, const void *s, size_t n)
+{
+    switch (n) {
+    case 8: memcpy(d, s, 8); return true;
+    case 4: memcpy(d, s, 4); return true;
+    case 1: memcpy(d, s, 1); return true;
+    case 16: memcpy(d, s, 16); return true;
+    default: return false;
+    }
+}
+
+int np_chan_send(np_chan *c, const void *elem)
+{
+    np_m *m = np__getm();
+    if (np__solo() && c && elem && m && m->curg && !c->closed) {
+        np_sudog *sg = c->recvq.first;
+        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g) &&
+            (!sg->elem || ecopy_small(sg->elem, elem, c->esize))) {
+            np__unlink_first(&c->recvq, sg);
+            sg->success = true;
+            sg->g->param = sg;
+            np__ready_fast(m->p, sg->g);
+            return 0;
+        }
+    }
+    return chan_send_slow(c, elem);
+}
+
+int np_chan_recv(np_chan *c, void *elem)
+{
+    np_m *m = np__getm();
+    np_g *self;
+    if (np__solo() && c && m && (self = m->curg) && c->cap == 0) {
+        np_sudog *sg = c->sendq.first;
+        if (sg && !sg->tok && np__ready_fast_ok(m->p, sg->g) &&
+            (!elem || ecopy_small(elem, sg->elem, c->esize))) {
+            np__unlink_first(&c->sendq, sg);
+            sg->success = true;
+            sg->g->param = sg;
+            np__ready_fast(m->p, sg->g);
+            return 1;
+        }
+#ifdef NP_PARK_TAIL
+        if (!sg && !c->closed) {
+            np_sudog *me = np__g_slot(self);
+            me->g = self;
+            me->elem = elem;
+            me->c = c;
+            me->tok = 0;
+            me->success = false;
+            np__enqueue(&c->recvq, me);
+            return np__park_tail(self, W_CHAN_RECV, &me->success); /* 1: got a value, 0: closed */
+        }
+#endif
+    }
+    return chan_recv_slow(c, elem);
+}
+
 int np_chan_trysend(np_chan *c, const void *elem) { return chan_send(c, elem, false); }
-int np_chan_recv(np_chan *c, void *elem) { return chan_recv(c, elem, true); }
 int np_chan_tryrecv(np_chan *c, void *elem) { return chan_recv(c, elem, false); }
 
 int np_chan_close(np_chan *c)

@@ -49,13 +49,68 @@ static inline void np__ecopy(void *d, const void *s, size_t n)
     }
 }
 
-void np__enqueue(np_waitq *q, np_sudog *sg);
-void np__unlink(np_waitq *q, np_sudog *sg);
+static inline void np__enqueue(np_waitq *q, np_sudog *sg)
+{
+    sg->next = NULL;
+    sg->prev = q->last;
+    if (q->last)
+        q->last->next = sg;
+    else
+        q->first = sg;
+    q->last = sg;
+    sg->queued = true;
+}
+
+static inline void np__unlink(np_waitq *q, np_sudog *sg)
+{
+    if (!sg->queued)
+        return;
+    if (sg->prev)
+        sg->prev->next = sg->next;
+    else
+        q->first = sg->next;
+    if (sg->next)
+        sg->next->prev = sg->prev;
+    else
+        q->last = sg->prev;
+    sg->next = sg->prev = NULL;
+    sg->queued = false;
+}
+
+/* np__unlink of q->first (sg); its links are left as they were. */
+static inline void np__unlink_first(np_waitq *q, np_sudog *sg)
+{
+    np_sudog *n = sg->next;
+    q->first = n;
+    if (n)
+        n->prev = NULL;
+    else
+        q->last = NULL;
+    sg->queued = false;
+}
+
+np_sudog *np__dequeue_slow(np_waitq *q);
 /* First waiter that can still be woken (a select already won elsewhere is skipped). */
-np_sudog *np__dequeue(np_waitq *q);
+static inline np_sudog *np__dequeue(np_waitq *q)
+{
+    np_sudog *sg = q->first;
+    if (sg && !sg->tok) {
+        np__unlink(q, sg);
+        return sg;
+    }
+    return sg ? np__dequeue_slow(q) : NULL;
+}
+
 /* Hand elem to receiver sg / take the value of sender sg (lock held). Returns the
  * coroutine to ready once the lock is released. */
-np_g *np__send_to(np_chan *c, np_sudog *sg, const void *elem);
+static inline np_g *np__send_to(np_chan *c, np_sudog *sg, const void *elem)
+{
+    if (sg->elem)
+        np__ecopy(sg->elem, elem, c->esize);
+    sg->success = true;
+    sg->g->param = sg;
+    return sg->g;
+}
 np_g *np__recv_from(np_chan *c, np_sudog *sg, void *elem);
 void np__buf_put(np_chan *c, const void *elem);
 void np__buf_take(np_chan *c, void *elem);
