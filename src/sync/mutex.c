@@ -25,6 +25,13 @@ int np_mutex_lock(np_mutex *mu)
         errno = EPERM;
         return -1;
     }
+    if (np__solo()) { /* every coroutine runs on this thread: no locked instruction */
+        int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
+        if (!(s & 1)) {
+            atomic_store_explicit(&mu->state, s | 1, memory_order_relaxed);
+            return 0;
+        }
+    }
     for (int i = 0; i < 32; i++) { /* the holder may be running on another P */
         int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
         if (!(s & 1) && atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1,
@@ -58,6 +65,10 @@ int np_mutex_lock(np_mutex *mu)
 int np_mutex_unlock(np_mutex *mu)
 {
     int32_t one = 1;
+    if (np__solo() && np__getg() && atomic_load_explicit(&mu->state, memory_order_relaxed) == 1) {
+        atomic_store_explicit(&mu->state, 0, memory_order_relaxed); /* (as in lock) */
+        return 0;
+    }
     if (atomic_compare_exchange_strong_explicit(&mu->state, &one, 0, memory_order_release,
                                                 memory_order_relaxed))
         return 0;
