@@ -64,17 +64,6 @@ static void pd_free(np_pd *pd)
 
 static _Atomic uintptr_t *gpp_of(np_pd *pd, int mode) { return mode == PD_R ? &pd->rg : &pd->wg; }
 
-static int checkerr(np_pd *pd, int mode)
-{
-    if (atomic_load(&pd->closing))
-        return PD_ECLOSING;
-    if ((mode & PD_R && atomic_load(&pd->rd) < 0) || (mode & PD_W && atomic_load(&pd->wd) < 0))
-        return PD_ETIMEOUT;
-    if (mode == PD_R && atomic_load(&pd->everr))
-        return PD_ENOTPOLLABLE;
-    return PD_OK;
-}
-
 static bool blockcommit(np_g *g, void *arg)
 {
     uintptr_t w = PD_WAIT;
@@ -98,7 +87,7 @@ static bool block(np_pd *pd, int mode)
         if (old != PD_READY && old != 0)
             np__fatal("two coroutines wait on one descriptor in the same mode");
     }
-    if (checkerr(pd, mode) == PD_OK) {
+    if (np__pd_check(pd, mode) == PD_OK) {
         np_g *g = np__getg();
         g->waitfd = pd->fd;
         g->waitmode = (uint8_t)mode;
@@ -196,24 +185,15 @@ void np__pd_close(np_pd *pd)
     pd_free(pd);
 }
 
-int np__pd_reset(np_pd *pd, int mode)
-{
-    int err = checkerr(pd, mode);
-    if (err)
-        return err;
-    atomic_store(gpp_of(pd, mode), 0);
-    return PD_OK;
-}
-
 int np__pd_wait(np_pd *pd, int mode)
 {
-    int err = checkerr(pd, mode);
+    int err = np__pd_check(pd, mode);
     if (err)
         return err;
     if (np_.be->arm)
         np_.be->arm(pd, mode);
     while (!block(pd, mode)) {
-        err = checkerr(pd, mode);
+        err = np__pd_check(pd, mode);
         if (err)
             return err;
         /* A deadline fired and was then moved before we ran: wait again. */

@@ -61,7 +61,26 @@ void np__pd_unblock(np_pd *pd);
 /* Deregister from the back end and return pd to the cache (after unblock, once no
  * operation is in flight). */
 void np__pd_close(np_pd *pd);
-int np__pd_reset(np_pd *pd, int mode);
+/* PD_OK, or why an operation in mode must fail now (closing, deadline passed, error). */
+static inline int np__pd_check(np_pd *pd, int mode)
+{
+    if (atomic_load(&pd->closing))
+        return PD_ECLOSING;
+    if ((mode & PD_R && atomic_load(&pd->rd) < 0) || (mode & PD_W && atomic_load(&pd->wd) < 0))
+        return PD_ETIMEOUT;
+    if (mode == PD_R && atomic_load(&pd->everr))
+        return PD_ENOTPOLLABLE;
+    return PD_OK;
+}
+/* Before an I/O attempt in mode: forget an old readiness mark (the attempt tells). */
+static inline int np__pd_reset(np_pd *pd, int mode)
+{
+    int err = np__pd_check(pd, mode);
+    if (err)
+        return err;
+    atomic_store(mode == PD_R ? &pd->rg : &pd->wg, 0);
+    return PD_OK;
+}
 int np__pd_wait(np_pd *pd, int mode);
 /* d: absolute ns, 0 clears, <= now fails waits at once. */
 void np__pd_set_deadline(np_pd *pd, int64_t d, int mode);
