@@ -2,6 +2,7 @@
  * counts that keep a number from being closed (and reused) under an operation in
  * flight, per-direction turn-taking, and the read/write loops that park on EAGAIN. */
 #include "fd.h"
+#include "../sync/mutex.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,7 +22,8 @@
 typedef struct np_fdent {
     _Atomic uint32_t state; /* OPEN bit and count of operations in flight */
     np_pd *pd;              /* NULL: not pollable (regular file), operations block */
-    bool stream;            /* a stream socket: a short read drains it */
+    bool stream;            /* a stream socket under an edge-triggered poller: a short
+                             * read drains it */
     bool drained;           /* the last read was short: wait for an edge before reading */
     np_mutex rmu, wmu;      /* readers take turns, writers take turns */
     _Atomic int32_t lk;
@@ -37,12 +39,21 @@ static struct {
 
 int64_t np__fd_count(void) { return atomic_load(&tab_.count); }
 
-static np_fdent *ent(int fd, bool create)
+/* The entry of fd, NULL if its chunk does not exist (yet). */
+static inline np_fdent *ent(int fd)
+{
+    if ((unsigned)fd >= (unsigned)CHUNK * NCHUNKS)
+        return NULL;
+    np_fdent *c = atomic_load_explicit(&tab_.chunks[(unsigned)fd / CHUNK], memory_order_acquire);
+    return c ? &c[(unsigned)fd % CHUNK] : NULL;
+}
+
+static np_fdent *ent_create(int fd)
 {
     if (fd < 0 || fd / CHUNK >= NCHUNKS)
         return NULL;
     np_fdent *c = atomic_load_explicit(&tab_.chunks[fd / CHUNK], memory_order_acquire);
-    if (!c && create) {
+    if (!c) {
         np_spin_lock(&tab_.lock);
         c = atomic_load(&tab_.chunks[fd / CHUNK]);
         if (!c) {
@@ -64,9 +75,9 @@ void np__fd_fini(void)
 }
 
 /* Take a reference for an operation; NULL (errno EBADF) if fd is not open. */
-static np_fdent *acquire(int fd)
+static inline __attribute__((always_inline)) np_fdent *acquire(int fd)
 {
-    np_fdent *e = ent(fd, false);
+    np_fdent *e = ent(fd);
     if (e) {
         uint32_t s = atomic_load(&e->state);
         while (s & OPEN)
@@ -77,10 +88,17 @@ static np_fdent *acquire(int fd)
     return NULL;
 }
 
-static void release(np_fdent *e)
+static void release_last(np_fdent *e);
+
+static inline __attribute__((always_inline)) void release(np_fdent *e)
 {
-    uint32_t s = atomic_fetch_sub(&e->state, 1) - 1;
-    if (s == 0) { /* closed, and we were the last one in */
+    if (atomic_fetch_sub(&e->state, 1) == 1) /* closed, and we were the last one in */
+        release_last(e);
+}
+
+static __attribute__((noinline)) void release_last(np_fdent *e)
+{
+    {
         np_spin_lock(&e->lk);
         np_g *g = e->closer;
         e->closer = NULL;
@@ -90,13 +108,13 @@ static void release(np_fdent *e)
     }
 }
 
-static ssize_t pderr(int err)
+static inline ssize_t pderr(int err)
 {
     return -(err == PD_ECLOSING ? EBADF : err == PD_ETIMEOUT ? ETIMEDOUT : EIO);
 }
 
 /* Results inside the layer are counts or -errno; errno is set once, at the end. */
-static ssize_t ret(ssize_t r)
+static inline ssize_t ret(ssize_t r)
 {
     if (r >= 0)
         return r;
@@ -113,7 +131,7 @@ int np_fd_open(int fd)
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -1;
-    np_fdent *e = ent(fd, true);
+    np_fdent *e = ent_create(fd);
     if (!e) {
         errno = fd < 0 ? EBADF : ENOMEM;
         return -1;
@@ -125,6 +143,7 @@ int np_fd_open(int fd)
         return -1;
     }
     e->pd = NULL;
+    e->stream = false;
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
@@ -143,7 +162,7 @@ int np_fd_open(int fd)
             fcntl(fd, F_SETFL, fl);
         int type = 0;
         socklen_t tl = sizeof type;
-        e->stream = S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+        e->stream = e->pd && np__netpoll_edge() && S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
                     type == SOCK_STREAM;
     }
     e->drained = false;
@@ -163,65 +182,88 @@ static void *offp_run(void *a)
     return NULL;
 }
 
-/* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
- * -errno (errno is read out of line: the loop may have moved to another thread). */
-static ssize_t io_loop(int fd, np_fdent *e, int mode, ssize_t (*op)(int, void *), void *arg)
+static __attribute__((noinline)) ssize_t io_blocking(int fd, ssize_t (*op)(int, void *), void *arg)
 {
-    if (!e->pd) {
-        struct offp x = {op, fd, arg, 0, 0};
-        do
-            np_blocking(offp_run, &x);
-        while (x.r < 0 && x.err == EINTR);
-        return x.r < 0 ? -x.err : x.r;
-    }
-    {
-        int err = np__pd_reset(e->pd, mode);
-        if (err)
-            return pderr(err);
-    }
+    struct offp x = {op, fd, arg, 0, 0};
+    do
+        np_blocking(offp_run, &x);
+    while (x.r < 0 && x.err == EINTR);
+    return x.r < 0 ? -x.err : x.r;
+}
+
+/* io_loop after a first attempt failed: retry on EINTR, wait on EAGAIN. */
+static __attribute__((noinline)) ssize_t io_again(int fd, np_pd *pd, int mode,
+                                                  ssize_t (*op)(int, void *), void *arg)
+{
     for (;;) {
+        int en = np__errno();
+        if (en != EINTR) {
+            if (en != EAGAIN && en != EWOULDBLOCK)
+                return -en;
+            int err = np__pd_wait(pd, mode);
+            if (err)
+                return pderr(err);
+        }
         ssize_t r = op(fd, arg);
         if (r >= 0)
             return r;
-        int en = np__errno();
-        if (en == EINTR)
-            continue;
-        if (en != EAGAIN && en != EWOULDBLOCK)
-            return -en;
-        int err = np__pd_wait(e->pd, mode);
-        if (err)
-            return pderr(err);
     }
 }
 
-static np_fdent *begin(int fd, np_mutex *(*which)(np_fdent *))
+/* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
+ * -errno (errno is read out of line: the loop may have moved to another thread).
+ * Inline, so that the first attempt calls the system call directly; e->pd is stable
+ * while the caller holds its reference (np_close clears it once everyone has left). */
+static inline __attribute__((always_inline)) ssize_t io_loop(int fd, np_fdent *e, int mode,
+                                                             ssize_t (*op)(int, void *), void *arg)
+{
+    np_pd *pd = e->pd;
+    if (!pd)
+        return io_blocking(fd, op, arg);
+    int err = np__pd_reset(pd, mode);
+    if (err)
+        return pderr(err);
+    ssize_t r = op(fd, arg);
+    if (r >= 0)
+        return r;
+    return io_again(fd, pd, mode, op, arg);
+}
+
+/* An operation's reference and turn (readers' for PD_R, writers' for PD_W). */
+static inline __attribute__((always_inline)) np_mutex *turn(np_fdent *e, int mode)
+{
+    return mode == PD_R ? &e->rmu : &e->wmu;
+}
+
+static __attribute__((noinline)) np_fdent *begin_failed(np_fdent *e)
+{
+    release(e);
+    return NULL;
+}
+
+static inline __attribute__((always_inline)) np_fdent *begin(int fd, int mode)
 {
     np_fdent *e = acquire(fd);
     if (!e)
         return NULL;
-    if (np_mutex_lock(which(e)) != 0) {
-        release(e);
-        return NULL;
-    }
+    if (np__mutex_lock(turn(e, mode)) != 0)
+        return begin_failed(e);
     return e;
 }
 
-static void end(np_fdent *e, np_mutex *mu)
+static inline __attribute__((always_inline)) void end(np_fdent *e, int mode)
 {
-    np_mutex_unlock(mu);
+    np__mutex_unlock_held(turn(e, mode));
     release(e);
 }
 
-static np_mutex *rmu(np_fdent *e) { return &e->rmu; }
-static np_mutex *wmu(np_fdent *e) { return &e->wmu; }
-
 ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg)
 {
-    np_fdent *e = begin(fd, mode == PD_R ? rmu : wmu);
+    np_fdent *e = begin(fd, mode);
     if (!e)
         return -np__errno();
     ssize_t r = io_loop(fd, e, mode, op, arg);
-    end(e, mode == PD_R ? &e->rmu : &e->wmu);
+    end(e, mode);
     return r;
 }
 
@@ -240,9 +282,9 @@ ssize_t np__ret(ssize_t r) { return ret(r); }
 /* Readiness, waiting if need be: the level now (poll(2) with no timeout), else the next
  * edge after the reset, which the caller's turn keeps anyone else from consuming. After
  * a short read on a stream socket the edge alone tells (as in read_loop): no syscall. */
-static int wait_ready(int fd, int mode)
+static inline __attribute__((always_inline)) int wait_ready(int fd, int mode)
 {
-    np_fdent *e = begin(fd, mode == PD_R ? rmu : wmu);
+    np_fdent *e = begin(fd, mode);
     if (!e)
         return -1;
     int err = PD_OK;
@@ -259,8 +301,8 @@ static int wait_ready(int fd, int mode)
         if (mode == PD_R)
             e->drained = false;
     }
-    end(e, mode == PD_R ? &e->rmu : &e->wmu);
-    return (int)ret(err ? pderr(err) : 0);
+    end(e, mode);
+    return err ? (int)ret(pderr(err)) : 0;
 }
 
 int np_wait_readable(int fd) { return wait_ready(fd, PD_R); }
@@ -277,7 +319,8 @@ static ssize_t op_read(int fd, void *a)
  * edge-triggered poller any data since has left a readiness mark; so wait for it
  * instead of paying a read() that would return EAGAIN. Not once the peer hung up:
  * end of file is a state, and its one edge may have been consumed already. */
-static ssize_t read_loop(int fd, np_fdent *e, size_t want, ssize_t (*op)(int, void *), void *arg)
+static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent *e, size_t want,
+                                                               ssize_t (*op)(int, void *), void *arg)
 {
     if (e->drained && !np__pd_hup(e->pd)) {
         int err = np__pd_wait(e->pd, PD_R);
@@ -286,18 +329,18 @@ static ssize_t read_loop(int fd, np_fdent *e, size_t want, ssize_t (*op)(int, vo
     }
     e->drained = false;
     ssize_t r = io_loop(fd, e, PD_R, op, arg);
-    e->drained = e->stream && r > 0 && (size_t)r < want && np__netpoll_edge();
+    e->drained = e->stream && r > 0 && (size_t)r < want;
     return r;
 }
 
 ssize_t np_read(int fd, void *buf, size_t len)
 {
-    np_fdent *e = begin(fd, rmu);
+    np_fdent *e = begin(fd, PD_R);
     if (!e)
         return -1;
     struct rw x = {buf, len};
     ssize_t r = read_loop(fd, e, len, op_read, &x);
-    end(e, &e->rmu);
+    end(e, PD_R);
     return ret(r);
 }
 
@@ -310,7 +353,7 @@ static ssize_t op_readv(int fd, void *a)
 
 ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    np_fdent *e = begin(fd, rmu);
+    np_fdent *e = begin(fd, PD_R);
     if (!e)
         return -1;
     struct rv x = {iov, iovcnt};
@@ -318,7 +361,7 @@ ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
     for (int i = 0; i < iovcnt; i++)
         want += iov[i].iov_len;
     ssize_t r = read_loop(fd, e, want, op_readv, &x);
-    end(e, &e->rmu);
+    end(e, PD_R);
     return ret(r);
 }
 
@@ -331,7 +374,7 @@ static ssize_t op_writev(int fd, void *a)
                        : writev(fd, x->iov, x->cnt);
 }
 
-static ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
+static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
 {
     size_t done = 0;
     struct wv x = {iov, cnt};
@@ -357,14 +400,28 @@ static ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
     return (ssize_t)done;
 }
 
+static ssize_t op_write(int fd, void *a)
+{
+    struct rw *x = a;
+    return write(fd, x->buf, x->len);
+}
+
 ssize_t np_write(int fd, const void *buf, size_t len)
 {
-    np_fdent *e = begin(fd, wmu);
+    np_fdent *e = begin(fd, PD_W);
     if (!e)
         return -1;
-    struct iovec v = {(void *)buf, len};
-    ssize_t r = len ? write_all(fd, e, &v, 1) : 0;
-    end(e, &e->wmu);
+    ssize_t r = 0;
+    if (len) { /* the first attempt inline; what it left over as write_all would */
+        struct rw x = {(void *)buf, len};
+        r = io_loop(fd, e, PD_W, op_write, &x);
+        if (r >= 0 && (size_t)r < len) {
+            struct iovec v = {(char *)buf + r, len - (size_t)r};
+            ssize_t more = write_all(fd, e, &v, 1);
+            r = more < 0 ? more : r + more;
+        }
+    }
+    end(e, PD_W);
     return ret(r);
 }
 
@@ -378,13 +435,13 @@ ssize_t np_writev(int fd, const struct iovec *iov, int iovcnt)
     if (!copy)
         return -1;
     memcpy(copy, iov, (size_t)iovcnt * sizeof *copy);
-    np_fdent *e = begin(fd, wmu);
+    np_fdent *e = begin(fd, PD_W);
     if (!e) {
         free(copy);
         return -1;
     }
     ssize_t r = write_all(fd, e, copy, iovcnt);
-    end(e, &e->wmu);
+    end(e, PD_W);
     free(copy);
     return ret(r);
 }
@@ -403,7 +460,7 @@ int np_close(int fd)
         errno = EPERM;
         return -1;
     }
-    np_fdent *e = ent(fd, false);
+    np_fdent *e = ent(fd);
     uint32_t s = e ? atomic_load(&e->state) : 0;
     while (s & OPEN)
         if (atomic_compare_exchange_weak(&e->state, &s, (s & ~OPEN) + 1))
