@@ -74,7 +74,7 @@ static bool blockcommit(np_g *g, void *arg)
 }
 
 /* Wait for readiness; true if I/O is ready, false on timeout or close. */
-static bool block(np_pd *pd, int mode)
+static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
 {
     _Atomic uintptr_t *gpp = gpp_of(pd, mode);
     for (;;) {
@@ -100,7 +100,7 @@ static bool block(np_pd *pd, int mode)
 }
 
 /* Take the waiter (if any) off gpp; ioready leaves PD_READY behind for the next wait. */
-static np_g *unblock(np_pd *pd, int mode, bool ioready)
+static inline __attribute__((always_inline)) np_g *unblock(np_pd *pd, int mode, bool ioready)
 {
     _Atomic uintptr_t *gpp = gpp_of(pd, mode);
     for (;;) {
@@ -185,7 +185,8 @@ void np__pd_close(np_pd *pd)
     pd_free(pd);
 }
 
-int np__pd_wait(np_pd *pd, int mode)
+/* Inline in np__pd_wait for each mode, as the checks and the state word depend on it. */
+static inline __attribute__((always_inline)) int pd_wait(np_pd *pd, int mode)
 {
     int err = np__pd_check(pd, mode);
     if (err)
@@ -199,6 +200,11 @@ int np__pd_wait(np_pd *pd, int mode)
         /* A deadline fired and was then moved before we ran: wait again. */
     }
     return PD_OK;
+}
+
+int np__pd_wait(np_pd *pd, int mode)
+{
+    return mode == PD_R ? pd_wait(pd, PD_R) : pd_wait(pd, PD_W);
 }
 
 /* Deadline timers: arg is the descriptor, seq the rseq/wseq it was armed with. */
