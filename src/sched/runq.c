@@ -57,6 +57,16 @@ void np__runqput(np_p *p, np_g *g, bool next)
     }
 }
 
+np_g *np__runqputlist_solo(np_p *p, np_g *list)
+{
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+    for (; list && t - h < NP_RUNQ; t++, list = list->schedlink)
+        atomic_store_explicit(&p->runq[t % NP_RUNQ], list, memory_order_relaxed);
+    atomic_store_explicit(&p->runqtail, t, memory_order_relaxed);
+    return list;
+}
+
 static np_g *runqget_solo(np_p *p)
 {
     np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);

@@ -6,6 +6,9 @@
 
 void np__runqput(np_p *p, np_g *g, bool next);
 np_g *np__runqget(np_p *p);
+/* One P: put the coroutines of list (linked by schedlink) on p's ring while there is
+ * room; returns those left over. */
+np_g *np__runqputlist_solo(np_p *p, np_g *list);
 bool np__runqempty(np_p *p);
 np_g *np__runqsteal(np_p *p, np_p *victim);
 /* Global queue; lock held. */

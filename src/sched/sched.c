@@ -186,19 +186,32 @@ static __attribute__((noinline)) np_g *pick_next_slow(np_m *m, np_g *g)
 }
 
 /* The common case inline: one P, and runnext (typically the coroutine that g just
- * readied) may run now. Same choice as pick_next_slow; NULL when that must decide. */
+ * readied) or else the head of the ring may run now. Same choice as pick_next_slow
+ * (runqget_solo); NULL when that must decide. */
 static inline __attribute__((always_inline)) np_g *pick_next_fast(np_m *m, np_g *g)
 {
     np_p *p = m->p;
-    np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed) + 1;
-    if (!np__solo() || !next || tick % 61 == 0 || p->inherit >= 64 || /* (see runqget_solo) */
-        g->stack.canary || next->stack.kind == NP_STK_NONE ||
+    if (!np__solo() || tick % 61 == 0 || g->stack.canary ||
         atomic_load_explicit(&np__sched.stopping, memory_order_relaxed))
         return NULL;
+    np_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (next && p->inherit < 64) {
+        if (next->stack.kind == NP_STK_NONE)
+            return NULL;
+        atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
+        p->inherit++;
+    } else {
+        uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_relaxed);
+        if (h == atomic_load_explicit(&p->runqtail, memory_order_relaxed))
+            return NULL;
+        next = atomic_load_explicit(&p->runq[h % NP_RUNQ], memory_order_relaxed);
+        if (next->stack.kind == NP_STK_NONE)
+            return NULL;
+        atomic_store_explicit(&p->runqhead, h + 1, memory_order_relaxed);
+        p->inherit = 0;
+    }
     atomic_store_explicit(&p->schedtick, tick, memory_order_relaxed);
-    atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
-    p->inherit++;
     next->m = m;
     m->curg = next;
     atomic_store_explicit(&next->stk, 0, memory_order_relaxed);
@@ -667,6 +680,16 @@ static np_g *steal_work(np_m *m, int64_t now)
     return NULL;
 }
 
+/* The rest of what the poller found, when m runs one of them on p. One P: on p's ring,
+ * where they would go anyway (by way of the global queue) and nobody else could run
+ * them; else for everyone. */
+static void inject_here(np_p *p, np_g *list)
+{
+    if (np__solo())
+        list = np__runqputlist_solo(p, list);
+    np__inject(list);
+}
+
 /* Find a coroutine to run; blocks when there is none. Returns NULL once stopping.
  * Runs on g0 with m->p held; returns with m->p held. */
 static np_g *findrunnable(np_m *m)
@@ -696,7 +719,7 @@ top:
         np_g *list = np__netpoll(0);
         if (list) {
             g = list;
-            np__inject(list->schedlink);
+            inject_here(p, list->schedlink);
             goto found;
         }
     }
@@ -776,7 +799,7 @@ top:
             acquirep(m, q);
             if (list) {
                 g = list;
-                np__inject(list->schedlink);
+                inject_here(q, list->schedlink);
                 goto found;
             }
             m->spinning = true;
