@@ -520,6 +520,42 @@ static void t_concurrent_readers_take_turns(void)
     T_RUN(cr_main, NULL);
 }
 
+/* ---- a descriptor number reused ------------------------------------------------------------------ */
+
+/* A stream socket's short read leaves its entry marked drained; the number, closed and
+ * reused by a regular file, must start afresh: a short read of the file is just the end
+ * of its data, and the next read returns end of file (the file has no poll descriptor
+ * to wait on). */
+static void reuse_file_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    sockpair(sv);
+    char b[16];
+    CHECK_EQ(np_write(sv[1], "abc", 3), 3);
+    CHECK_EQ(np_read(sv[0], b, sizeof b), 3); /* short: drained (edge-triggered poller) */
+    int num = sv[0];
+    CHECK_EQ(np_close(sv[0]), 0);
+    char path[] = "/tmp/np-test-XXXXXX";
+    int f = mkstemp(path);
+    CHECK(f >= 0);
+    unlink(path);
+    CHECK_EQ(write(f, "hello", 5), 5);
+    CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+    if (f != num) {
+        CHECK_EQ(dup2(f, num), num);
+        close(f);
+    }
+    CHECK_EQ(np_fd_open(num), 0);
+    CHECK_EQ(np_read(num, b, sizeof b), 5);
+    CHECK(memcmp(b, "hello", 5) == 0);
+    CHECK_EQ(np_read(num, b, sizeof b), 0);
+    CHECK_EQ(np_close(num), 0);
+    CHECK_EQ(np_close(sv[1]), 0);
+}
+
+static void t_number_reused_by_a_regular_file(void) { T_RUN(reuse_file_main, NULL); }
+
 /* ---- regular files, bad use ---------------------------------------------------------------------- */
 
 static void misc_main(void *arg)
@@ -692,6 +728,7 @@ static const t_case cases[] = {
     T(t_pty_and_socket_both_ways),
     T(t_thousand_socketpairs_every_byte),
     T(t_concurrent_readers_take_turns),
+    T(t_number_reused_by_a_regular_file),
     T(t_regular_files_and_bad_use),
     T(t_wait_readable),
     T(t_wait_writable),
