@@ -11,11 +11,7 @@
  *
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
  * int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret) */
-        .text
-        .globl  np_ctx_switch
-        .type   np_ctx_switch, @function
-        .p2align 4
-np_ctx_switch:
+.macro SAVE_CALLEE
         stmxcsr -64(%rsp)               /* first: it is slow to issue (microcoded) */
         fnstcw  -60(%rsp)               /* (into the red zone: the slot below 8 pushes) */
         pushq   %rbp
@@ -24,6 +20,14 @@ np_ctx_switch:
         pushq   %r13
         pushq   %r14
         pushq   %r15
+.endm
+
+        .text
+        .globl  np_ctx_switch
+        .type   np_ctx_switch, @function
+        .p2align 4
+np_ctx_switch:
+        SAVE_CALLEE
         pushq   $0
         movl    $1, %edx                /* np_ctx_resumed for a context np_ctx_park saved */
         jmp     .Lsave
@@ -33,14 +37,7 @@ np_ctx_switch:
         .type   np_ctx_park, @function
         .p2align 4
 np_ctx_park:
-        stmxcsr -64(%rsp)
-        fnstcw  -60(%rsp)
-        pushq   %rbp
-        pushq   %rbx
-        pushq   %r12
-        pushq   %r13
-        pushq   %r14
-        pushq   %r15
+        SAVE_CALLEE
         pushq   %rdx
         xorl    %edx, %edx              /* no np_ctx_resumed: nothing is left to finish */
 .Lsave:
