@@ -267,46 +267,38 @@ ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg)
     return r;
 }
 
-int np__fd_wait(int fd, int mode)
-{
-    np_fdent *e = acquire(fd);
-    if (!e)
-        return -EBADF;
-    int err = e->pd ? np__pd_wait(e->pd, mode) : PD_OK;
-    release(e);
-    return err ? (int)pderr(err) : 0;
-}
-
 ssize_t np__ret(ssize_t r) { return ret(r); }
 
+/* After a short read on a stream socket the next edge alone tells that there is more:
+ * wait for it rather than ask the kernel (see read_loop). */
+static inline bool edge_only(np_fdent *e) { return e->drained && !np__pd_hup(e->pd); }
+
 /* Readiness, waiting if need be: the level now (poll(2) with no timeout), else the next
- * edge after the reset, which the caller's turn keeps anyone else from consuming. After
- * a short read on a stream socket the edge alone tells (as in read_loop): no syscall. */
-static inline __attribute__((always_inline)) int wait_ready(int fd, int mode)
+ * edge after the reset, which the caller's turn keeps anyone else from consuming; or,
+ * after a short read, the edge alone (no syscall). 0 or -errno. */
+int np__fd_wait(int fd, int mode)
 {
     np_fdent *e = begin(fd, mode);
     if (!e)
-        return -1;
+        return -np__errno();
     int err = PD_OK;
     if (!e->pd) {
         /* regular file: always ready */
-    } else if (mode == PD_R && e->drained && !np__pd_hup(e->pd)) {
+    } else if (mode == PD_R && edge_only(e)) {
         err = np__pd_wait(e->pd, PD_R);
-        if (!err)
-            e->drained = false;
     } else if (!(err = np__pd_reset(e->pd, mode))) {
         struct pollfd pf = {fd, (short)(mode == PD_R ? POLLIN : POLLOUT), 0};
         if (poll(&pf, 1, 0) <= 0)
             err = np__pd_wait(e->pd, mode);
-        if (mode == PD_R)
-            e->drained = false;
     }
+    if (mode == PD_R && !err)
+        e->drained = false;
     end(e, mode);
-    return err ? (int)ret(pderr(err)) : 0;
+    return err ? (int)pderr(err) : 0;
 }
 
-int np_wait_readable(int fd) { return wait_ready(fd, PD_R); }
-int np_wait_writable(int fd) { return wait_ready(fd, PD_W); }
+int np_wait_readable(int fd) { return (int)ret(np__fd_wait(fd, PD_R)); }
+int np_wait_writable(int fd) { return (int)ret(np__fd_wait(fd, PD_W)); }
 
 struct rw { void *buf; size_t len; };
 static ssize_t op_read(int fd, void *a)
@@ -322,7 +314,7 @@ static ssize_t op_read(int fd, void *a)
 static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent *e, size_t want,
                                                                ssize_t (*op)(int, void *), void *arg)
 {
-    if (e->drained && !np__pd_hup(e->pd)) {
+    if (edge_only(e)) {
         int err = np__pd_wait(e->pd, PD_R);
         if (err)
             return pderr(err);

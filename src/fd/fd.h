@@ -8,7 +8,8 @@
 /* Run op(fd, arg) in turn with other readers (mode PD_R) or writers (PD_W), parking
  * on EAGAIN until the fd is ready in mode. */
 ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg);
-/* Park until fd is ready in mode (or its deadline passes, or it is closed). */
+/* Park until fd is ready in mode (or its deadline passes, or it is closed), taking the
+ * readers' or writers' turn. 0 or -errno (np_wait_readable/np_wait_writable). */
 int np__fd_wait(int fd, int mode);
 ssize_t np__ret(ssize_t r);
 

@@ -2,7 +2,7 @@
  * the FIFO of waiters is under lk. Unlock with no waiter is one CAS and never touches
  * the mutex again (a coroutine may lock, unlock and free it right after); with waiters
  * it hands ownership to the first, whose presence keeps the mutex alive meanwhile. */
-#include "../sched/sched.h"
+#include "mutex.h"
 #include <errno.h>
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
@@ -25,13 +25,8 @@ int np_mutex_lock(np_mutex *mu)
         errno = EPERM;
         return -1;
     }
-    if (np__solo()) { /* every coroutine runs on this thread: no locked instruction */
-        int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
-        if (!(s & 1)) {
-            atomic_store_explicit(&mu->state, s | 1, memory_order_relaxed);
-            return 0;
-        }
-    }
+    if (np__mutex_take_solo(mu))
+        return 0;
     for (int i = 0; i < 32; i++) { /* the holder may be running on another P */
         int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
         if (!(s & 1) && atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1,
@@ -65,10 +60,8 @@ int np_mutex_lock(np_mutex *mu)
 int np_mutex_unlock(np_mutex *mu)
 {
     int32_t one = 1;
-    if (np__solo() && np__getg() && atomic_load_explicit(&mu->state, memory_order_relaxed) == 1) {
-        atomic_store_explicit(&mu->state, 0, memory_order_relaxed); /* (as in lock) */
+    if (np__getg() && np__mutex_give_solo(mu))
         return 0;
-    }
     if (atomic_compare_exchange_strong_explicit(&mu->state, &one, 0, memory_order_release,
                                                 memory_order_relaxed))
         return 0;

@@ -1,30 +1,41 @@
-/* Inline fast paths of the coroutine mutex for the runtime's own hot users (the fd
- * layer's turn-taking): on one P an uncontended lock or unlock is a load and a store,
- * as in np_mutex_lock/np_mutex_unlock, without the call. Anything else goes to those. */
+/* The coroutine mutex's one-P fast paths, used by np_mutex_lock/np_mutex_unlock and
+ * inlined into the runtime's hot users (the fd layer's turn-taking) so that they make
+ * no call when the mutex is free. Anything else goes to those two. */
 #ifndef NP_MUTEX_H
 #define NP_MUTEX_H
 #include "../sched/sched.h"
 
+/* One P: every coroutine runs on the thread holding it, so for a coroutine an
+ * uncontended lock or unlock is a load and a store. False: take the general path. */
+static inline __attribute__((always_inline)) bool np__mutex_take_solo(np_mutex *mu)
+{
+    if (!np__solo())
+        return false;
+    int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
+    if (s & 1)
+        return false;
+    atomic_store_explicit(&mu->state, s | 1, memory_order_relaxed);
+    return true;
+}
+
+static inline __attribute__((always_inline)) bool np__mutex_give_solo(np_mutex *mu)
+{
+    if (!np__solo() || atomic_load_explicit(&mu->state, memory_order_relaxed) != 1)
+        return false;
+    atomic_store_explicit(&mu->state, 0, memory_order_relaxed);
+    return true;
+}
+
 static inline __attribute__((always_inline)) int np__mutex_lock(np_mutex *mu)
 {
-    if (np__solo() && np__getg()) { /* every coroutine runs on this thread */
-        int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
-        if (!(s & 1)) {
-            atomic_store_explicit(&mu->state, s | 1, memory_order_relaxed);
-            return 0;
-        }
-    }
-    return np_mutex_lock(mu);
+    return np__getg() && np__mutex_take_solo(mu) ? 0 : np_mutex_lock(mu);
 }
 
 /* For a holder that locked it as a coroutine (so no getg check: it still is one). */
 static inline __attribute__((always_inline)) void np__mutex_unlock_held(np_mutex *mu)
 {
-    if (np__solo() && atomic_load_explicit(&mu->state, memory_order_relaxed) == 1) {
-        atomic_store_explicit(&mu->state, 0, memory_order_relaxed);
-        return;
-    }
-    np_mutex_unlock(mu);
+    if (!np__mutex_give_solo(mu))
+        np_mutex_unlock(mu);
 }
 
 #endif
