@@ -25,6 +25,16 @@ static pid_t child(void)
     return pid;
 }
 
+/* In a child: standard error to /dev/null, netlog to the collector on port. */
+static void child_netlog_to(int port)
+{
+    int dn = open("/dev/null", O_WRONLY);
+    dup2(dn, 2);
+    char url[64];
+    snprintf(url, sizeof url, "udp://127.0.0.1:%d", port);
+    setenv("NP_NETLOG", url, 1);
+}
+
 /* Read everything from fd until EOF or the deadline (seconds); returns malloc'd text. */
 static char *slurp(int fd, double secs)
 {
@@ -246,11 +256,7 @@ static void t_crash_report_reaches_collector(void)
     CHECK_EQ(pipe(idp), 0);
     pid_t pid = child();
     if (pid == 0) {
-        int dn = open("/dev/null", O_WRONLY);
-        dup2(dn, 2);
-        char url[64];
-        snprintf(url, sizeof url, "udp://127.0.0.1:%d", port);
-        setenv("NP_NETLOG", url, 1);
+        child_netlog_to(port);
         crash_idfd = idp[1];
         t_procs(2);
         np_run(crash_main, NULL);
@@ -439,11 +445,7 @@ static void t_dump_request_only_from_collector(void)
     int s = udp_bound("127.0.0.1", &port);
     pid_t pid = child();
     if (pid == 0) {
-        int dn = open("/dev/null", O_WRONLY);
-        dup2(dn, 2);
-        char url[64];
-        snprintf(url, sizeof url, "udp://127.0.0.1:%d", port);
-        setenv("NP_NETLOG", url, 1);
+        child_netlog_to(port);
         t_procs(1);
         np_run(idle_main, NULL);
         _exit(0);

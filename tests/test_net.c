@@ -101,9 +101,8 @@ static void close_from(int lo)
         close((int)fd);
 }
 
-/* fork+exec argv[0] with NP_PROCS=procs (NULL: as inherited), RLIMIT_NOFILE soft limit
- * nofile (0: as inherited), stdin from /dev/null. The child dies with this process. */
-static pid_t spawn(char *const argv[], const char *procs, rlim_t nofile)
+/* fork, the child dying with this process. */
+static pid_t fork_child(void)
 {
     pid_t parent = getpid();
     fflush(stdout);
@@ -114,6 +113,16 @@ static pid_t spawn(char *const argv[], const char *procs, rlim_t nofile)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(126);
+    }
+    return pid;
+}
+
+/* fork+exec argv[0] with NP_PROCS=procs (NULL: as inherited), RLIMIT_NOFILE soft limit
+ * nofile (0: as inherited), stdin from /dev/null. The child dies with this process. */
+static pid_t spawn(char *const argv[], const char *procs, rlim_t nofile)
+{
+    pid_t pid = fork_child();
+    if (pid == 0) {
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
@@ -231,17 +240,26 @@ static bool port_free(int port)
     return ok;
 }
 
+/* Read /proc/PID/NAME into b (NUL-terminated). Returns the length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *name, char *b, size_t size)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, b, size - 1);
+    close(fd);
+    b[n > 0 ? n : 0] = 0;
+    return n;
+}
+
 /* A server process misbehaves: show its state, ask it for a coroutine dump (SIGQUIT
  * prints every coroutine to its standard error, which is ours), then end it. */
 static void server_diagnose(pid_t pid)
 {
-    char p[64], b[4096];
-    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, b, sizeof b - 1);
-        close(fd);
-        b[n > 0 ? n : 0] = 0;
+    char b[4096];
+    if (read_proc(pid, "status", b, sizeof b) >= 0) {
         for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n"))
             if (!strncmp(line, "State:", 6) || !strncmp(line, "Threads:", 8))
                 fprintf(stderr, "server %d %s\n", (int)pid, line);
@@ -595,15 +613,8 @@ static void t_telnet_through_pty(void)
 
     char ps[16];
     snprintf(ps, sizeof ps, "%d", s.port);
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_child();
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
         setsid();
         ioctl(sl, TIOCSCTTY, 0);
         dup2(sl, 0);
@@ -799,14 +810,8 @@ static int fd_count(pid_t pid)
 /* CPU time (user + system) of pid, in seconds. */
 static double cpu_secs(pid_t pid)
 {
-    char p[64], b[2048];
-    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    ssize_t n = read(fd, b, sizeof b - 1);
-    close(fd);
-    CHECK(n > 0);
-    b[n] = 0;
+    char b[2048];
+    CHECK(read_proc(pid, "stat", b, sizeof b) > 0);
     char *s = strrchr(b, ')');
     CHECK(s != NULL);
     s += 2; /* field 3, the state */

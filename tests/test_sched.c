@@ -374,6 +374,8 @@ static void chain_b(void *arg)
     np_wg_done(&finished);
 }
 
+/* A ping-pong chain keeps the P busy while a third coroutine (arg: set_flag by
+ * default, or *(np_fn *)arg) must still get to run. */
 static void chain_main(void *arg)
 {
     ch_a = np_chan_new(sizeof(long), 0);
@@ -382,7 +384,7 @@ static void chain_main(void *arg)
     np_wg_add(&finished, 3);
     np_go(chain_b, NULL);
     np_go(chain_a, NULL);
-    np_go(set_flag, NULL);
+    np_go(arg ? *(const np_fn *)arg : set_flag, NULL);
     np_wg_wait(&finished);
     np_chan_free(ch_a);
     np_chan_free(ch_b);
@@ -440,25 +442,11 @@ static void t_fair_yield_vs_timer_2p(void)
         FAILF("a 1 ms sleeper did not wake while %d coroutines kept yielding", n);
 }
 
-/* A ping-pong chain keeps the only P busy: a sleeper still wakes. */
-static void chain_timer_main(void *arg)
-{
-    ch_a = np_chan_new(sizeof(long), 0);
-    ch_b = np_chan_new(sizeof(long), 0);
-    atomic_store(&flag, 0);
-    np_wg_add(&finished, 3);
-    np_go(chain_b, NULL);
-    np_go(chain_a, NULL);
-    np_go(sleep_then_flag, NULL);
-    np_wg_wait(&finished);
-    np_chan_free(ch_a);
-    np_chan_free(ch_b);
-}
-
 static void t_fair_chain_vs_timer_1p(void)
 {
     t_procs(1);
-    T_RUN(chain_timer_main, NULL);
+    static const np_fn sleeper = sleep_then_flag;
+    T_RUN(chain_main, (void *)&sleeper);
     if (atomic_load(&starved))
         FAILF("a 1 ms sleeper did not wake while two coroutines ping-ponged");
 }
