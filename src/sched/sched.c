@@ -561,6 +561,15 @@ static np_p *pidleget(void)
     return p;
 }
 
+/* pidleget for a caller not holding the lock. */
+static np_p *pidle_take(void)
+{
+    pthread_mutex_lock(&np__sched.lock);
+    np_p *p = pidleget();
+    pthread_mutex_unlock(&np__sched.lock);
+    return p;
+}
+
 void *np__mstart(void *arg);
 int np__newm(np_p *p, bool spinning);
 
@@ -760,9 +769,7 @@ top:
         for (int i = 0; !work && i < np__sched.nprocs; i++)
             work = !np__runqempty(np__sched.allp[i]);
         if (work) {
-            pthread_mutex_lock(&np__sched.lock);
-            np_p *q = pidleget();
-            pthread_mutex_unlock(&np__sched.lock);
+            np_p *q = pidle_take();
             if (q) {
                 acquirep(m, q);
                 m->spinning = true;
@@ -792,9 +799,7 @@ top:
         np_g *list = np__netpoll(delay);
         atomic_store(&np__sched.polluntil, 0);
         atomic_store(&np__sched.lastpoll, np__nanotime());
-        pthread_mutex_lock(&np__sched.lock);
-        np_p *q = pidleget();
-        pthread_mutex_unlock(&np__sched.lock);
+        np_p *q = pidle_take();
         if (q) {
             acquirep(m, q);
             if (list) {
@@ -921,9 +926,7 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     }
     /* sysmon handed the P to another M: find another, or queue and stop. */
     m->p = NULL;
-    pthread_mutex_lock(&np__sched.lock);
-    np_p *q = pidleget();
-    pthread_mutex_unlock(&np__sched.lock);
+    np_p *q = pidle_take();
     if (q) {
         acquirep(m, q);
         m->curg = g;
