@@ -391,6 +391,33 @@ static void t_go_attr_stack(void)
     T_RUN(attr_main, NULL);
 }
 
+/* A dead coroutine's G keeps its default-size stack for the next spawn on its P: a
+ * spawn that asks for another size must still get that size, and one whose stack was
+ * its own must not hand it on. */
+static void reuse_main(void *arg)
+{
+    np_attr big = {.stack_size = 16u << 20};
+    for (int round = 0; round < 3; round++) {
+        np_wg_add(&stk_wg, 2);
+        CHECK(np_go(deep_child, (void *)(intptr_t)40) > 0); /* default stacks, then kept */
+        CHECK(np_go(deep_child, (void *)(intptr_t)40) > 0);
+        np_wg_wait(&stk_wg);
+        np_wg_add(&stk_wg, 1);
+        CHECK(np_go_attr(&big, deep_child, (void *)(intptr_t)4000) > 0); /* too deep for 256 KiB */
+        np_wg_wait(&stk_wg);
+    }
+    CHECK_EQ(atomic_load(&stk_ok), 18);
+}
+
+static void t_stack_reuse_sizes(void)
+{
+    for (int procs = 1; procs <= 2; procs++) {
+        atomic_store(&stk_ok, 0);
+        t_procs(procs);
+        T_RUN(reuse_main, NULL);
+    }
+}
+
 static void env_stack_main(void *arg)
 {
     /* 600 frames of > 1 KiB need more than the 256 KiB default */
@@ -615,6 +642,7 @@ static const t_case cases[] = {
     T(t_eperm_outside),
     T(t_eperm_foreign_thread),
     T(t_go_attr_stack),
+    T(t_stack_reuse_sizes),
     T(t_env_stack),
     T(t_fp_env_per_coroutine),
     T(t_fp_env_new_coroutine_default),

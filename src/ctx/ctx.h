@@ -19,6 +19,10 @@ void np_ctx_make(np_ctx *c, void *lo, size_t size, void (*entry)(void *), void *
  * back to from. Saves only what the ABI says a callee must preserve. */
 void np_ctx_switch(np_ctx *from, np_ctx *to);
 
+/* Resume to and never come back: np_ctx_switch for a context that is done (a dying
+ * coroutine's), which saves nothing. */
+_Noreturn void np_ctx_jump(np_ctx *to);
+
 /* The stack pointer saved in c (everything below it is dead), or NULL when the back end
  * does not say (ucontext on other machines). */
 static inline void *np_ctx_sp(const np_ctx *c)

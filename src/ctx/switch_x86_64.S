@@ -10,7 +10,8 @@
  * (and, with both ends of a channel looping, always miss).
  *
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
- * int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret) */
+ * int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret)
+ * void np_ctx_jump(np_ctx *to): resume to, saving nothing */
 .macro SAVE_CALLEE
         stmxcsr -64(%rsp)               /* first: it is slow to issue (microcoded) */
         fnstcw  -60(%rsp)               /* (into the red zone: the slot below 8 pushes) */
@@ -45,6 +46,7 @@ np_ctx_park:
         movl    (%rsp), %eax            /* same-size reloads: store-forwarded */
         movzwl  4(%rsp), %r8d
         movq    %rsp, (%rdi)
+.Lrestore:
         movq    (%rsi), %rsp
         cmpl    (%rsp), %eax            /* reload FP control only when it differs */
         jne     3f
@@ -74,6 +76,19 @@ np_ctx_park:
         popq    %rcx
         jmp     5b
         .size   np_ctx_park, .-np_ctx_park
+
+        .globl  np_ctx_jump
+        .type   np_ctx_jump, @function
+        .p2align 4
+np_ctx_jump:
+        stmxcsr -8(%rsp)                /* the current FP control words, to compare */
+        fnstcw  -4(%rsp)
+        movl    -8(%rsp), %eax
+        movzwl  -4(%rsp), %r8d
+        movq    %rdi, %rsi
+        movl    $1, %edx                /* np_ctx_resumed for a context np_ctx_park saved */
+        jmp     .Lrestore
+        .size   np_ctx_jump, .-np_ctx_jump
 
 /* First frame of a new context: rbx = arg, r12 = entry (set by np_ctx_make). */
         .globl  np_ctx_trampoline

@@ -57,6 +57,13 @@ _Noreturn void np__fatal(const char *msg)
 
 static void g_entry(void *arg);
 
+/* g's first context: g_entry on its stack, below the slot (np__g_slot). */
+static inline void g_make_ctx(np_g *g)
+{
+    size_t guard = np_stack_guard();
+    np_ctx_make(&g->ctx, g->stack.lo + guard, g->stack.size - guard - NP_STACK_SLOT, g_entry, g);
+}
+
 static inline void gswitch(np_m *m, np_g *from, np_g *to, bool dying)
 {
 #ifdef NP_ASAN
@@ -68,7 +75,8 @@ static inline void gswitch(np_m *m, np_g *from, np_g *to, bool dying)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
     (void)m;
-    (void)dying;
+    if (dying)
+        np_ctx_jump(&to->ctx);
     np_ctx_switch(&from->ctx, &to->ctx);
 #ifdef NP_ASAN
     const void *ob;
@@ -88,8 +96,7 @@ static inline void prepare(np_m *m, np_g *g)
     if (__builtin_expect(g->stack.kind == NP_STK_NONE, 0)) {
         if (np_stack_alloc(&m->p->stacks, g->want_stack, &g->stack) != 0)
             np__fatal("out of memory for a coroutine stack");
-        np_ctx_make(&g->ctx, np_stack_base(&g->stack), np_stack_usable(&g->stack) - NP_STACK_SLOT,
-                    g_entry, g);
+        g_make_ctx(g);
     }
     g->m = m;
     m->curg = g;
@@ -231,7 +238,7 @@ static inline __attribute__((always_inline)) np_g *pick_next(np_m *m, np_g *g)
 static inline __attribute__((always_inline)) void switch_out(np_m *m, np_g *g)
 {
     np_g *next = pick_next(m, g);
-    gswitch(m, g, next, m->after == AFTER_EXIT);
+    gswitch(m, g, next, false);
     after_switch(g->m);
 }
 
@@ -401,20 +408,45 @@ static np_g *gfget(np_p *p)
     return g;
 }
 
-static void gfput(np_p *p, np_g *g)
+/* A dead G keeps a stack of the default size while it is on its P's free list (as in
+ * Go's gfput): the next spawn reuses both without going through the stack cache. The
+ * ASan build gives it back, which unpoisons the dead frames. */
+#ifdef NP_ASAN
+#define KEEP_STACK(g) false
+#else
+#define KEEP_STACK(g) ((g)->stack.kind == NP_STK_POOLED)
+#endif
+
+static inline void gfree_push(np_p *p, np_g *g)
 {
-    np_stack_free(&p->stacks, &g->stack);
     atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
     g->fn = NULL;
     g->arg = NULL;
     g->schedlink = p->gfree;
     p->gfree = g;
-    if (++p->ngfree > 64) {
-        np_spin_lock(&np__sched.gfreelock);
+    p->ngfree++;
+}
+
+static void gfput(np_p *p, np_g *g)
+{
+    if (!KEEP_STACK(g))
+        np_stack_free(&p->stacks, &g->stack);
+    gfree_push(p, g);
+    if (p->ngfree > 64) {
+        np_g *list = NULL; /* half goes to the shared list, without stacks */
         while (p->ngfree > 32) {
             np_g *x = p->gfree;
             p->gfree = x->schedlink;
             p->ngfree--;
+            if (x->stack.kind != NP_STK_NONE)
+                np_stack_free(&p->stacks, &x->stack);
+            x->schedlink = list;
+            list = x;
+        }
+        np_spin_lock(&np__sched.gfreelock);
+        while (list) {
+            np_g *x = list;
+            list = x->schedlink;
             x->schedlink = atomic_load_explicit(&np__sched.gfree, memory_order_relaxed);
             atomic_store_explicit(&np__sched.gfree, x, memory_order_relaxed);
         }
@@ -422,7 +454,7 @@ static void gfput(np_p *p, np_g *g)
     }
 }
 
-np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack)
+static inline np_g *newg(np_p *p, np_fn fn, void *arg, size_t stack)
 {
     np_g *g = gfget(p);
     if (!g) {
@@ -439,9 +471,17 @@ np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack)
     g->want_stack = stack;
     g->ismain = false;
     g->waitreason = W_NONE;
+    if (g->stack.kind != NP_STK_NONE) { /* kept by gfput: the default size */
+        if (stack)
+            np_stack_free(&p->stacks, &g->stack); /* prepare allocates the one asked for */
+        else
+            g_make_ctx(g);
+    }
     atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
     return g;
 }
+
+np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack) { return newg(p, fn, arg, stack); }
 
 int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
 {
@@ -454,7 +494,7 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
         errno = EINVAL;
         return -1;
     }
-    np_g *g = np__newg(m->p, fn, arg, attr ? attr->stack_size : 0);
+    np_g *g = newg(m->p, fn, arg, attr ? attr->stack_size : 0);
     if (!g)
         return -1;
     int64_t id = g->id;
@@ -462,8 +502,15 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
         /* One P: run the child at once, the parent next. A spawning loop then never
          * piles up coroutines that wait for a first run (and their memory). */
         np_g *parent = m->curg;
-        m->after = AFTER_SPAWN;
-        m->after_g = parent;
+        np_p *p = m->p;
+        if (!atomic_load_explicit(&p->runnext, memory_order_relaxed)) {
+            /* next in line now: nobody can run it before this thread has left it */
+            atomic_store_explicit(&parent->status, G_RUNNABLE, memory_order_relaxed);
+            atomic_store_explicit(&p->runnext, parent, memory_order_relaxed);
+        } else {
+            m->after = AFTER_SPAWN;
+            m->after_g = parent;
+        }
         prepare(m, g);
         gswitch(m, parent, g, false);
         after_switch(parent->m);
@@ -483,9 +530,16 @@ static _Noreturn void g_exit(np_g *g)
     np_m *m = g->m;
     if (g->ismain)
         np__begin_stop();
-    m->after = AFTER_EXIT;
-    m->after_g = g;
-    switch_out(m, g);
+    np_p *p = m->p;
+    if (KEEP_STACK(g) && p->ngfree < 64) {
+        /* Straight onto the P's free list: only this M takes from it, and not before
+         * it has left this stack. */
+        gfree_push(p, g);
+    } else {
+        m->after = AFTER_EXIT;
+        m->after_g = g;
+    }
+    gswitch(m, g, pick_next(m, g), true);
     np__fatal("dead coroutine resumed");
 }
 
@@ -501,7 +555,7 @@ static void g_entry(void *arg)
         g->m->g0_size = os;
     }
 #endif
-    np__after_switch(g->m);
+    after_switch(g->m);
     g->fn(g->arg);
     g_exit(g);
 }
