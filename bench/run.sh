@@ -12,19 +12,23 @@ ulimit -n 20000 2>/dev/null
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-5}
 
-echo "== runtime: NP_PROCS=1 vs GOMAXPROCS=1 (go_ctx)"
-np=$(NP_PROCS=1 "$bin/np-bench-runtime")
-go=$("$ys/go_ctx")
-echo "np: $np"
-echo "$go" | sed 's/^/go: /'
-gsw=$(sed -n 's/.*pingpong: \([0-9.]*\).*/\1/p' <<<"$go")
-gsp=$(sed -n 's/.*spawn+exit: \([0-9.]*\).*/\1/p' <<<"$go")
-gpk=$(sed -n 's/.*goroutine: \([0-9.]*\) KiB.*/\1/p' <<<"$go")
-nsw=$(sed -n 's/.*switch_ns=\([0-9.]*\).*/\1/p' <<<"$np")
-nsp=$(sed -n 's/.*spawn_ns=\([0-9.]*\).*/\1/p' <<<"$np")
-npk=$(sed -n 's/.*parked_kib=\([0-9.]*\).*/\1/p' <<<"$np")
-awk -v a="$nsw" -v b="$gsw" -v c="$nsp" -v d="$gsp" -v e="$npk" -v f="$gpk" 'BEGIN{
-  printf "ratio np/go: switch=%.3f (target <= 0.100)  spawn=%.3f (target <= 0.067)  parked=%.2f KiB vs %.2f KiB (target <= 4.5)\n", a/b, c/d, e, f }'
+echo "== runtime: NP_PROCS=1 vs GOMAXPROCS=1 (go_ctx), both on CPU 0, $rounds rounds interleaved"
+field() { sed -n "s/.*$1\([0-9.]*\).*/\1/p"; }
+sw=() sp=() pk=()
+for r in $(seq "$rounds"); do
+    np=$(NP_PROCS=1 taskset -c 0 "$bin/np-bench-runtime")
+    go=$(taskset -c 0 "$ys/go_ctx")
+    echo "round $r np: $np"
+    echo "$go" | sed "s/^/round $r go: /"
+    gsw=$(field 'pingpong: ' <<<"$go"); gsp=$(field 'spawn+exit: ' <<<"$go"); gpk=$(field 'goroutine: ' <<<"$go")
+    nsw=$(field 'switch_ns=' <<<"$np"); nsp=$(field 'spawn_ns=' <<<"$np"); npk=$(field 'parked_kib=' <<<"$np")
+    sw+=("$(awk -v a="$nsw" -v b="$gsw" 'BEGIN{printf "%.3f", a/b}')")
+    sp+=("$(awk -v a="$nsp" -v b="$gsp" 'BEGIN{printf "%.3f", a/b}')")
+    pk+=("$npk/$gpk")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+echo "ratio np/go per round: switch ${sw[*]}  spawn ${sp[*]}  parked KiB np/go ${pk[*]}"
+echo "ratio np/go median: switch=$(median "${sw[@]}") (target <= 0.100)  spawn=$(median "${sp[@]}") (target <= 0.067)  parked=${pk[0]%/*} KiB (target <= 4.5)"
 
 echo "== echo 50 conns x 64 B, NP_PROCS=1, server on CPU 0, load on CPU 1"
 "$ys/abecho.sh" "$rounds" 50 64 "$secs" "epoll=$ys/echo_epoll 7201" "np=$bin/np-echo 7202" \
