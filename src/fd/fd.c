@@ -92,15 +92,26 @@ void np__fd_fini(void)
     atomic_store(&tab_.count, 0);
 }
 
-/* Take a reference for an operation; NULL (errno EBADF) if fd is not open. */
+/* Take a reference for an operation; NULL (errno EBADF) if fd is not open. Only
+ * coroutines take references: with one P they all run on the thread holding it, and
+ * so does np_close, so the count needs no locked instruction (what is not a coroutine
+ * fails before it takes one, see outside()). The load acquires what np_fd_open, which
+ * any thread may call, stored before it set OPEN. */
 static inline __attribute__((always_inline)) np_fdent *acquire(int fd)
 {
     np_fdent *e = ent(fd);
     if (e) {
-        uint32_t s = atomic_load(&e->state);
-        while (s & OPEN)
-            if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+        uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+        if (np__solo()) {
+            if (s & OPEN) {
+                atomic_store_explicit(&e->state, s + 1, memory_order_relaxed);
                 return e;
+            }
+        } else {
+            while (s & OPEN)
+                if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+                    return e;
+        }
     }
     errno = EBADF;
     return NULL;
@@ -110,8 +121,24 @@ static void release_last(np_fdent *e);
 
 static inline __attribute__((always_inline)) void release(np_fdent *e)
 {
-    if (atomic_fetch_sub(&e->state, 1) == 1) /* closed, and we were the last one in */
+    uint32_t s;
+    if (np__solo()) {
+        s = atomic_load_explicit(&e->state, memory_order_relaxed);
+        atomic_store_explicit(&e->state, s - 1, memory_order_relaxed);
+    } else {
+        s = atomic_fetch_sub(&e->state, 1);
+    }
+    if (s == 1) /* closed, and we were the last one in */
         release_last(e);
+}
+
+/* An fd call made outside a coroutine: -1 with EBADF if fd is not open, else EPERM. It
+ * takes no reference (see acquire). */
+static __attribute__((noinline)) int outside(int fd)
+{
+    np_fdent *e = ent(fd);
+    errno = e && (atomic_load(&e->state) & OPEN) ? EPERM : EBADF;
+    return -1;
 }
 
 static __attribute__((noinline)) void release_last(np_fdent *e)
@@ -261,6 +288,10 @@ static __attribute__((noinline)) np_fdent *begin_failed(np_fdent *e)
 
 static inline __attribute__((always_inline)) np_fdent *begin(int fd, int mode)
 {
+    if (!np__getg()) {
+        outside(fd);
+        return NULL;
+    }
     np_fdent *e = acquire(fd);
     if (!e)
         return NULL;
@@ -502,17 +533,14 @@ int np_close(int fd)
 
 static int set_deadline(int fd, int64_t d, int mode)
 {
+    if (!np__getg())
+        return outside(fd);
     np_fdent *e = acquire(fd);
     if (!e)
         return -1;
     if (!e->pd) {
         release(e);
         errno = ENOTSUP;
-        return -1;
-    }
-    if (!np__getm() || !np__getm()->p) {
-        release(e);
-        errno = EPERM;
         return -1;
     }
     np__pd_set_deadline(e->pd, d, mode);
