@@ -258,14 +258,18 @@ static __attribute__((noinline)) ssize_t io_again(int fd, np_pd *pd, int mode,
 /* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
  * -errno (errno is read out of line: the loop may have moved to another thread).
  * Inline, so that the first attempt calls the system call directly; e->pd is stable
- * while the caller holds its reference (np_close clears it once everyone has left). */
+ * while the caller holds its reference (np_close clears it once everyone has left).
+ * Writes keep an old readiness mark: under an edge-triggered poller every read edge
+ * sets it again (EPOLLOUT comes with EPOLLIN), so a reset would cost a locked store on
+ * nearly every write, while a stale mark costs, after an EAGAIN (the wait ahead is
+ * dearer), one more attempt (a wait consumes it, the next one waits for real). */
 static inline __attribute__((always_inline)) ssize_t io_loop(int fd, np_fdent *e, int mode,
                                                              ssize_t (*op)(int, void *), void *arg)
 {
     np_pd *pd = e->pd;
     if (!pd)
         return io_blocking(fd, op, arg);
-    int err = np__pd_reset(pd, mode);
+    int err = mode == PD_W ? np__pd_check(pd, PD_W) : np__pd_reset(pd, mode);
     if (err)
         return pderr(err);
     ssize_t r = op(fd, arg);

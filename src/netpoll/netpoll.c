@@ -77,15 +77,17 @@ static bool blockcommit(np_g *g, void *arg)
 static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
 {
     _Atomic uintptr_t *gpp = gpp_of(pd, mode);
-    for (;;) {
-        uintptr_t old = PD_READY;
-        if (atomic_compare_exchange_strong(gpp, &old, 0))
-            return true;
-        old = 0;
-        if (atomic_compare_exchange_strong(gpp, &old, PD_WAIT))
-            break;
-        if (old != PD_READY && old != 0)
+    uintptr_t old = atomic_load_explicit(gpp, memory_order_relaxed);
+    for (;;) { /* one CAS, for what is there (a failed one reloads old) */
+        if (old == PD_READY) {
+            if (atomic_compare_exchange_strong(gpp, &old, 0))
+                return true;
+        } else if (old == 0) {
+            if (atomic_compare_exchange_strong(gpp, &old, PD_WAIT))
+                break;
+        } else {
             np__fatal("two coroutines wait on one descriptor in the same mode");
+        }
     }
     if (np__pd_check(pd, mode) == PD_OK) {
         np_g *g = np__getg();
@@ -93,7 +95,7 @@ static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
         g->waitmode = (uint8_t)mode;
         np__park(blockcommit, (void *)gpp, W_IO);
     }
-    uintptr_t old = atomic_exchange(gpp, 0);
+    old = atomic_exchange(gpp, 0);
     if (old > PD_WAIT)
         np__fatal("corrupted poll descriptor");
     return old == PD_READY;
@@ -297,6 +299,22 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
     goready(w);
 }
 
+/* G_WAITING -> G_RUNNABLE for a coroutine taken off rg/wg (so by nobody else). With
+ * one P, on the thread holding it (the scheduler's own poll), no stack trim can be
+ * under way (the pass runs there too): a plain store, as np__ready_q's. Else (a
+ * blocking poll, sysmon's) np__unwait's CAS. */
+static inline void unwait(np_g *g)
+{
+    np_m *m = np__getm();
+    if (np__solo() && m && m->p) {
+        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
+            np__fatal("ready of a coroutine that is not waiting");
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    } else {
+        np__unwait(g);
+    }
+}
+
 /* Back ends report readiness here, building the list of coroutines to run. */
 void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
 {
@@ -313,11 +331,10 @@ void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
         np_g *g = gs[i];
         if (!g)
             continue;
-        np__unwait(g);
+        unwait(g);
         g->waitreason = W_NONE;
         g->schedlink = *list;
         *list = g;
-        atomic_fetch_add_explicit(&np__sched.nevents, 1, memory_order_relaxed);
     }
 }
 
@@ -367,6 +384,11 @@ np_g *np__netpoll(int64_t delay)
     np_g *list = NULL;
     atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);
     np_.be->poll(delay, &list);
+    int64_t n = 0; /* counted here: one add per poll, not per event */
+    for (np_g *g = list; g; g = g->schedlink)
+        n++;
+    if (n)
+        atomic_fetch_add_explicit(&np__sched.nevents, (uint64_t)n, memory_order_relaxed);
     return list;
 }
 
