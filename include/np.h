@@ -163,7 +163,8 @@ int np_wg_wait(np_wg *wg);
  * that would block parks the coroutine instead. Regular files cannot be polled: their
  * reads and writes run directly and block the thread (see np_blocking, issue 5).
  * Errors: EBADF when the descriptor is not registered or was closed with np_close
- * (also for calls blocked in it at that moment), ETIMEDOUT when a deadline passed. */
+ * (also for calls blocked in it at that moment), ETIMEDOUT when a deadline passed,
+ * EPERM for a registered descriptor outside a coroutine (np_fd_open excepted). */
 #include <sys/types.h>
 #include <sys/uio.h>
 

@@ -558,8 +558,38 @@ static void t_number_reused_by_a_regular_file(void) { T_RUN(reuse_file_main, NUL
 
 /* ---- regular files, bad use ---------------------------------------------------------------------- */
 
+/* In np_blocking's function nothing is a coroutine: fd calls fail without touching
+ * the descriptor (EPERM if it is registered, EBADF if not). */
+static void *outside_calls(void *arg)
+{
+    int *sv = arg;
+    char b[4];
+    CHECK_ERR(np_read(sv[0], b, 1), EPERM);
+    CHECK_ERR(np_write(sv[0], "x", 1), EPERM);
+    CHECK_ERR(np_wait_readable(sv[0]), EPERM);
+    CHECK_ERR(np_set_deadline(sv[0], np_now() + MS), EPERM);
+    CHECK_ERR(np_read(sv[1], b, 1), EBADF);
+    CHECK_ERR(np_set_read_deadline(sv[1], np_now() + MS), EBADF);
+    return NULL;
+}
+
+static void outside_main(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_EQ(np_fd_open(sv[0]), 0);
+    np_blocking(outside_calls, sv);
+    /* still whole: it works, and the close does not wait for a reference nobody holds */
+    char b[4];
+    CHECK_EQ(write(sv[1], "ok", 2), 2);
+    CHECK_EQ(np_read(sv[0], b, sizeof b), 2);
+    CHECK_EQ(np_close(sv[0]), 0);
+    close(sv[1]);
+}
+
 static void misc_main(void *arg)
 {
+    outside_main();
     char path[] = "/tmp/np-test-XXXXXX";
     int f = mkstemp(path);
     CHECK(f >= 0);

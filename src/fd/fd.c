@@ -11,8 +11,26 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* read(2), write(2), readv(2), writev(2) without the C library's cancellation-point
+ * bookkeeping: in a process with threads, glibc brackets each of these calls with two
+ * locked updates of the thread's cancellation state, and np's threads are never
+ * cancelled. The sanitizers keep the library calls, whose interceptors check the
+ * buffer (ASan) and see the happens-before a descriptor carries (TSan). */
+#if defined(NP_ASAN) || defined(NP_TSAN)
+#define sys_read read
+#define sys_write write
+#define sys_readv readv
+#define sys_writev writev
+#else
+static inline ssize_t sys_read(int fd, void *b, size_t n) { return syscall(SYS_read, fd, b, n); }
+static inline ssize_t sys_write(int fd, const void *b, size_t n) { return syscall(SYS_write, fd, b, n); }
+static inline ssize_t sys_readv(int fd, const struct iovec *v, int n) { return syscall(SYS_readv, fd, v, n); }
+static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return syscall(SYS_writev, fd, v, n); }
+#endif
 
 #define CHUNK 1024
 #define NCHUNKS 4096 /* descriptors up to 4M */
@@ -74,15 +92,26 @@ void np__fd_fini(void)
     atomic_store(&tab_.count, 0);
 }
 
-/* Take a reference for an operation; NULL (errno EBADF) if fd is not open. */
+/* Take a reference for an operation; NULL (errno EBADF) if fd is not open. Only
+ * coroutines take references: with one P they all run on the thread holding it, and
+ * so does np_close, so the count needs no locked instruction (what is not a coroutine
+ * fails before it takes one, see outside()). The load acquires what np_fd_open, which
+ * any thread may call, stored before it set OPEN. */
 static inline __attribute__((always_inline)) np_fdent *acquire(int fd)
 {
     np_fdent *e = ent(fd);
     if (e) {
-        uint32_t s = atomic_load(&e->state);
-        while (s & OPEN)
-            if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+        uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+        if (np__solo()) {
+            if (s & OPEN) {
+                atomic_store_explicit(&e->state, s + 1, memory_order_relaxed);
                 return e;
+            }
+        } else {
+            while (s & OPEN)
+                if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+                    return e;
+        }
     }
     errno = EBADF;
     return NULL;
@@ -92,8 +121,24 @@ static void release_last(np_fdent *e);
 
 static inline __attribute__((always_inline)) void release(np_fdent *e)
 {
-    if (atomic_fetch_sub(&e->state, 1) == 1) /* closed, and we were the last one in */
+    uint32_t s;
+    if (np__solo()) {
+        s = atomic_load_explicit(&e->state, memory_order_relaxed);
+        atomic_store_explicit(&e->state, s - 1, memory_order_relaxed);
+    } else {
+        s = atomic_fetch_sub(&e->state, 1);
+    }
+    if (s == 1) /* closed, and we were the last one in */
         release_last(e);
+}
+
+/* An fd call made outside a coroutine: -1 with EBADF if fd is not open, else EPERM. It
+ * takes no reference (see acquire). */
+static __attribute__((noinline)) int outside(int fd)
+{
+    np_fdent *e = ent(fd);
+    errno = e && (atomic_load(&e->state) & OPEN) ? EPERM : EBADF;
+    return -1;
 }
 
 static __attribute__((noinline)) void release_last(np_fdent *e)
@@ -213,14 +258,18 @@ static __attribute__((noinline)) ssize_t io_again(int fd, np_pd *pd, int mode,
 /* The common loop: try, and on EAGAIN wait for the fd in mode. Returns the count or
  * -errno (errno is read out of line: the loop may have moved to another thread).
  * Inline, so that the first attempt calls the system call directly; e->pd is stable
- * while the caller holds its reference (np_close clears it once everyone has left). */
+ * while the caller holds its reference (np_close clears it once everyone has left).
+ * Writes keep an old readiness mark: under an edge-triggered poller every read edge
+ * sets it again (EPOLLOUT comes with EPOLLIN), so a reset would cost a locked store on
+ * nearly every write, while a stale mark costs, after an EAGAIN (the wait ahead is
+ * dearer), one more attempt (a wait consumes it, the next one waits for real). */
 static inline __attribute__((always_inline)) ssize_t io_loop(int fd, np_fdent *e, int mode,
                                                              ssize_t (*op)(int, void *), void *arg)
 {
     np_pd *pd = e->pd;
     if (!pd)
         return io_blocking(fd, op, arg);
-    int err = np__pd_reset(pd, mode);
+    int err = mode == PD_W ? np__pd_check(pd, PD_W) : np__pd_reset(pd, mode);
     if (err)
         return pderr(err);
     ssize_t r = op(fd, arg);
@@ -243,6 +292,10 @@ static __attribute__((noinline)) np_fdent *begin_failed(np_fdent *e)
 
 static inline __attribute__((always_inline)) np_fdent *begin(int fd, int mode)
 {
+    if (!np__getg()) {
+        outside(fd);
+        return NULL;
+    }
     np_fdent *e = acquire(fd);
     if (!e)
         return NULL;
@@ -276,7 +329,7 @@ static inline bool edge_only(np_fdent *e) { return e->drained && !np__pd_hup(e->
 /* Readiness, waiting if need be: the level now (poll(2) with no timeout), else the next
  * edge after the reset, which the caller's turn keeps anyone else from consuming; or,
  * after a short read, the edge alone (no syscall). 0 or -errno. */
-int np__fd_wait(int fd, int mode)
+static inline __attribute__((always_inline)) int fd_wait(int fd, int mode)
 {
     np_fdent *e = begin(fd, mode);
     if (!e)
@@ -297,14 +350,16 @@ int np__fd_wait(int fd, int mode)
     return err ? (int)pderr(err) : 0;
 }
 
-int np_wait_readable(int fd) { return (int)ret(np__fd_wait(fd, PD_R)); }
-int np_wait_writable(int fd) { return (int)ret(np__fd_wait(fd, PD_W)); }
+int np__fd_wait(int fd, int mode) { return fd_wait(fd, mode); }
+/* Each with its own copy: one frame less under a parked coroutine, the mode folded. */
+int np_wait_readable(int fd) { return (int)ret(fd_wait(fd, PD_R)); }
+int np_wait_writable(int fd) { return (int)ret(fd_wait(fd, PD_W)); }
 
 struct rw { void *buf; size_t len; };
 static ssize_t op_read(int fd, void *a)
 {
     struct rw *x = a;
-    return read(fd, x->buf, x->len);
+    return sys_read(fd, x->buf, x->len);
 }
 
 /* Reads on a stream socket: after a short read the socket was empty, and with an
@@ -340,7 +395,7 @@ struct rv { const struct iovec *iov; int cnt; };
 static ssize_t op_readv(int fd, void *a)
 {
     struct rv *x = a;
-    return readv(fd, x->iov, x->cnt);
+    return sys_readv(fd, x->iov, x->cnt);
 }
 
 ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -362,8 +417,8 @@ struct wv { struct iovec *iov; int cnt; };
 static ssize_t op_writev(int fd, void *a)
 {
     struct wv *x = a;
-    return x->cnt == 1 ? write(fd, x->iov[0].iov_base, x->iov[0].iov_len)
-                       : writev(fd, x->iov, x->cnt);
+    return x->cnt == 1 ? sys_write(fd, x->iov[0].iov_base, x->iov[0].iov_len)
+                       : sys_writev(fd, x->iov, x->cnt);
 }
 
 static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
@@ -395,7 +450,7 @@ static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct i
 static ssize_t op_write(int fd, void *a)
 {
     struct rw *x = a;
-    return write(fd, x->buf, x->len);
+    return sys_write(fd, x->buf, x->len);
 }
 
 ssize_t np_write(int fd, const void *buf, size_t len)
@@ -484,17 +539,14 @@ int np_close(int fd)
 
 static int set_deadline(int fd, int64_t d, int mode)
 {
+    if (!np__getg())
+        return outside(fd);
     np_fdent *e = acquire(fd);
     if (!e)
         return -1;
     if (!e->pd) {
         release(e);
         errno = ENOTSUP;
-        return -1;
-    }
-    if (!np__getm() || !np__getm()->p) {
-        release(e);
-        errno = EPERM;
         return -1;
     }
     np__pd_set_deadline(e->pd, d, mode);

@@ -21,7 +21,11 @@ static struct {
     np_pd *free;
     np_pd **blocks;
     size_t nblocks;
-    _Atomic int32_t waiters;  /* coroutines parked in np__pd_wait */
+    /* Coroutines parked in np__pd_wait: waiters + waiters_p. With one P, the thread
+     * holding it counts in waiters_p with a plain load and store (see on_solo_p), any
+     * other (a blocking or sysmon's poll) in waiters, which may go below zero. */
+    _Atomic int32_t waiters;
+    _Atomic int32_t waiters_p;
     _Atomic uint32_t wakesig; /* a break is pending */
 } np_;
 
@@ -64,12 +68,30 @@ static void pd_free(np_pd *pd)
 
 static _Atomic uintptr_t *gpp_of(np_pd *pd, int mode) { return mode == PD_R ? &pd->rg : &pd->wg; }
 
+/* One P, and the caller is the thread holding it (a coroutine, a timer, the scheduler's
+ * own poll): one thread at a time, each hand-off of the P under the scheduler's lock. */
+static inline bool on_solo_p(void)
+{
+    np_m *m = np__getm();
+    return np__solo() && m && m->p;
+}
+
+static inline void waiters_add(int32_t d, bool here)
+{
+    if (here)
+        atomic_store_explicit(&np_.waiters_p,
+                              atomic_load_explicit(&np_.waiters_p, memory_order_relaxed) + d,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add(&np_.waiters, d);
+}
+
 static bool blockcommit(np_g *g, void *arg)
 {
     uintptr_t w = PD_WAIT;
     if (!atomic_compare_exchange_strong((_Atomic uintptr_t *)arg, &w, (uintptr_t)g))
         return false; /* readiness, a deadline or close came first: run again at once */
-    atomic_fetch_add(&np_.waiters, 1);
+    waiters_add(1, on_solo_p());
     return true;
 }
 
@@ -77,15 +99,17 @@ static bool blockcommit(np_g *g, void *arg)
 static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
 {
     _Atomic uintptr_t *gpp = gpp_of(pd, mode);
-    for (;;) {
-        uintptr_t old = PD_READY;
-        if (atomic_compare_exchange_strong(gpp, &old, 0))
-            return true;
-        old = 0;
-        if (atomic_compare_exchange_strong(gpp, &old, PD_WAIT))
-            break;
-        if (old != PD_READY && old != 0)
+    uintptr_t old = atomic_load_explicit(gpp, memory_order_relaxed);
+    for (;;) { /* one CAS, for what is there (a failed one reloads old) */
+        if (old == PD_READY) {
+            if (atomic_compare_exchange_strong(gpp, &old, 0))
+                return true;
+        } else if (old == 0) {
+            if (atomic_compare_exchange_strong(gpp, &old, PD_WAIT))
+                break;
+        } else {
             np__fatal("two coroutines wait on one descriptor in the same mode");
+        }
     }
     if (np__pd_check(pd, mode) == PD_OK) {
         np_g *g = np__getg();
@@ -93,14 +117,16 @@ static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
         g->waitmode = (uint8_t)mode;
         np__park(blockcommit, (void *)gpp, W_IO);
     }
-    uintptr_t old = atomic_exchange(gpp, 0);
+    old = atomic_exchange(gpp, 0);
     if (old > PD_WAIT)
         np__fatal("corrupted poll descriptor");
     return old == PD_READY;
 }
 
-/* Take the waiter (if any) off gpp; ioready leaves PD_READY behind for the next wait. */
-static inline __attribute__((always_inline)) np_g *unblock(np_pd *pd, int mode, bool ioready)
+/* Take the waiter (if any) off gpp; ioready leaves PD_READY behind for the next wait.
+ * here: on_solo_p(). */
+static inline __attribute__((always_inline)) np_g *unblock_at(np_pd *pd, int mode, bool ioready,
+                                                               bool here)
 {
     _Atomic uintptr_t *gpp = gpp_of(pd, mode);
     for (;;) {
@@ -114,10 +140,15 @@ static inline __attribute__((always_inline)) np_g *unblock(np_pd *pd, int mode, 
             if (old == PD_WAIT)
                 return NULL;
             if (old)
-                atomic_fetch_sub(&np_.waiters, 1);
+                waiters_add(-1, here);
             return (np_g *)old;
         }
     }
+}
+
+static inline __attribute__((always_inline)) np_g *unblock(np_pd *pd, int mode, bool ioready)
+{
+    return unblock_at(pd, mode, ioready, on_solo_p());
 }
 
 static void goready(np_g *g)
@@ -297,6 +328,24 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
     goready(w);
 }
 
+/* Put g, taken off rg/wg (so by nobody else), on the list: G_WAITING -> G_RUNNABLE.
+ * With one P, on the thread holding it (the scheduler's own poll), no stack trim can
+ * be under way (the pass runs there too): a plain store, as np__ready_q's. Else (a
+ * blocking poll, sysmon's) np__unwait's CAS. */
+static inline void pd_ready_g(np_g *g, bool here, np_g **list)
+{
+    if (here) {
+        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
+            np__fatal("ready of a coroutine that is not waiting");
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    } else {
+        np__unwait(g);
+    }
+    g->waitreason = W_NONE;
+    g->schedlink = *list;
+    *list = g;
+}
+
 /* Back ends report readiness here, building the list of coroutines to run. */
 void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
 {
@@ -304,21 +353,13 @@ void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
         return; /* an event for an earlier life of this descriptor */
     if (hup)
         atomic_store_explicit(&pd->hup, true, memory_order_release);
-    np_g *gs[2] = {NULL, NULL};
-    if (mode & PD_R)
-        gs[0] = unblock(pd, PD_R, true);
-    if (mode & PD_W)
-        gs[1] = unblock(pd, PD_W, true);
-    for (int i = 0; i < 2; i++) {
-        np_g *g = gs[i];
-        if (!g)
-            continue;
-        np__unwait(g);
-        g->waitreason = W_NONE;
-        g->schedlink = *list;
-        *list = g;
-        atomic_fetch_add_explicit(&np__sched.nevents, 1, memory_order_relaxed);
-    }
+    bool here = on_solo_p();
+    np_g *r = mode & PD_R ? unblock_at(pd, PD_R, true, here) : NULL;
+    np_g *w = mode & PD_W ? unblock_at(pd, PD_W, true, here) : NULL;
+    if (r)
+        pd_ready_g(r, here, list);
+    if (w)
+        pd_ready_g(w, here, list);
 }
 
 void np__pd_seterr(np_pd *pd, uint32_t tag)
@@ -360,13 +401,24 @@ bool np__netpoll_edge(void) { return np_.be && np_.be->edge; }
 
 const char *np__netpoll_name(void) { return np_.be ? np_.be->name : "none"; }
 
-bool np__netpoll_waiters(void) { return atomic_load_explicit(&np_.waiters, memory_order_relaxed) > 0; }
+/* Exact on the thread holding the P; elsewhere it may lag (a heuristic there: whoever
+ * holds the P looks again before it sleeps). */
+bool np__netpoll_waiters(void)
+{
+    return atomic_load_explicit(&np_.waiters, memory_order_relaxed) +
+           atomic_load_explicit(&np_.waiters_p, memory_order_relaxed) > 0;
+}
 
 np_g *np__netpoll(int64_t delay)
 {
     np_g *list = NULL;
     atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);
     np_.be->poll(delay, &list);
+    int64_t n = 0; /* counted here: one add per poll, not per event */
+    for (np_g *g = list; g; g = g->schedlink)
+        n++;
+    if (n)
+        atomic_fetch_add_explicit(&np__sched.nevents, (uint64_t)n, memory_order_relaxed);
     return list;
 }
 

@@ -72,13 +72,18 @@ static inline int np__pd_check(np_pd *pd, int mode)
         return PD_ENOTPOLLABLE;
     return PD_OK;
 }
-/* Before an I/O attempt in mode: forget an old readiness mark (the attempt tells). */
+/* Before an I/O attempt in mode: forget an old readiness mark (the attempt tells).
+ * The store is ordered before the attempt's system call (seq_cst: a locked exchange),
+ * lest a mark the poller sets after it be lost; with no mark there is nothing to
+ * forget and no store. Under the caller's turn rg (wg) is 0 or PD_READY. */
 static inline int np__pd_reset(np_pd *pd, int mode)
 {
     int err = np__pd_check(pd, mode);
     if (err)
         return err;
-    atomic_store(mode == PD_R ? &pd->rg : &pd->wg, 0);
+    _Atomic uintptr_t *gpp = mode == PD_R ? &pd->rg : &pd->wg;
+    if (atomic_load_explicit(gpp, memory_order_relaxed) != 0)
+        atomic_store(gpp, 0);
     return PD_OK;
 }
 int np__pd_wait(np_pd *pd, int mode);

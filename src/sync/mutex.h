@@ -26,9 +26,10 @@ static inline __attribute__((always_inline)) bool np__mutex_give_solo(np_mutex *
     return true;
 }
 
+/* For a caller that is a coroutine (so no getg check). */
 static inline __attribute__((always_inline)) int np__mutex_lock(np_mutex *mu)
 {
-    return np__getg() && np__mutex_take_solo(mu) ? 0 : np_mutex_lock(mu);
+    return np__mutex_take_solo(mu) ? 0 : np_mutex_lock(mu);
 }
 
 /* For a holder that locked it as a coroutine (so no getg check: it still is one). */
