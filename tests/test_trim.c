@@ -69,7 +69,7 @@ static void wait_trims(int64_t n)
 
 /* ---- one coroutine: dead pages go, live ones stay ----------------------------------- */
 
-static np_chan *go_on, *result;
+static np_chan *go_on, *result, *deep_done;
 
 static void parker(void *arg)
 {
@@ -77,7 +77,8 @@ static void parker(void *arg)
     for (int i = 0; i < (int)sizeof live; i++)
         live[i] = (char)(i * 7 + 3);
     long r1 = deep(1) == want_sum(1);
-    long v;
+    long v = 0;
+    np_chan_send(deep_done, &v); /* deep_page is set */
     np_chan_recv(go_on, &v); /* parks here; the trim happens meanwhile */
     long ok = r1;
     for (int i = 0; i < (int)sizeof live; i++)
@@ -90,8 +91,11 @@ static void one_main(void *arg)
 {
     go_on = np_chan_new(sizeof(long), 0);
     result = np_chan_new(sizeof(long), 0);
+    deep_done = np_chan_new(sizeof(long), 0);
     int64_t before = trims();
     np_go(parker, NULL);
+    long d;
+    CHECK_EQ(np_chan_recv(deep_done, &d), 1); /* (with 2 Ps it may start late) */
     wait_trims(before + 1); /* (this coroutine's own stack may be the one trimmed) */
     if (dontneed_works()) {
         int64_t until = np_now() + 20000 * MS;
@@ -107,6 +111,7 @@ static void one_main(void *arg)
     CHECK_EQ(ok, 1);
     np_chan_free(go_on);
     np_chan_free(result);
+    np_chan_free(deep_done);
 }
 
 static void t_trim_releases_dead_pages_keeps_live_1p(void)
