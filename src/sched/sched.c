@@ -266,7 +266,15 @@ void np__park(np_unlockf f, void *arg, int reason)
     np_m *m = np__getm();
     np_g *g = m->curg;
     park_state(g, reason);
-    if (f) {
+    if (f && np__solo()) {
+        /* One P: only this thread runs coroutines, and it runs none before it has left
+         * g, so g may be published (and readied by any thread) before the switch. */
+        if (!f(g, arg)) {
+            atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+            g->waitreason = W_NONE;
+            return;
+        }
+    } else if (f) {
         m->after = AFTER_PARK;
         m->after_g = g;
         m->after_f = f;
