@@ -351,13 +351,29 @@ static ssize_t read_full(int fd, void *buf, size_t n)
     return (ssize_t)have;
 }
 
-/* Write msg and read it back (from an echo server), every byte compared. */
+struct wjob { int fd; const void *msg; size_t n; np_chan *done; };
+static void wjob_run(void *a)
+{
+    struct wjob *j = a;
+    ssize_t w = np_write(j->fd, j->msg, j->n);
+    np_chan_send(j->done, &w);
+}
+
+/* Write msg and read it back (from an echo server), every byte compared. The write runs
+ * in a coroutine of its own, beside the read: with a big message, writing it all before
+ * reading can fill every socket buffer on the way and stall both ends. */
 static void echo_roundtrip(int fd, const void *msg, size_t n)
 {
     char *got = malloc(n ? n : 1);
     CHECK(got != NULL);
-    CHECK_EQ(np_write(fd, msg, n), n);
+    struct wjob j = {fd, msg, n, np_chan_new(sizeof(ssize_t), 1)};
+    CHECK(j.done != NULL);
+    CHECK(np_go(wjob_run, &j) > 0);
     ssize_t r = read_full(fd, got, n);
+    ssize_t w = -1;
+    CHECK_EQ(np_chan_recv(j.done, &w), 1);
+    np_chan_free(j.done);
+    CHECK_EQ(w, n);
     if (r != (ssize_t)n)
         FAILF("echo: read %zd of %zu bytes (errno %d %s)", r, n, t_errno(), strerror(t_errno()));
     CHECK(memcmp(got, msg, n) == 0);
