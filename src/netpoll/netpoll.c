@@ -328,20 +328,11 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
     goready(w);
 }
 
-/* Put g, taken off rg/wg (so by nobody else), on the list: G_WAITING -> G_RUNNABLE.
- * With one P, on the thread holding it (the scheduler's own poll), no stack trim can
- * be under way (the pass runs there too): a plain store, as np__ready_q's. Else (a
- * blocking poll, sysmon's) np__unwait's CAS. */
+/* Put g, taken off rg/wg (so by nobody else), on the list: G_WAITING -> G_RUNNABLE
+ * (here: the scheduler's own poll with one P; else a blocking poll or sysmon's). */
 static inline void pd_ready_g(np_g *g, bool here, np_g **list)
 {
-    if (here) {
-        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
-            np__fatal("ready of a coroutine that is not waiting");
-        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-    } else {
-        np__unwait(g);
-    }
-    g->waitreason = W_NONE;
+    np__unwait_at(g, here);
     g->schedlink = *list;
     *list = g;
 }

@@ -320,15 +320,8 @@ void np__unwait(np_g *g)
 void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
-    bool solo = np__solo() && m && m->p; /* nobody else touches g: no locked CAS */
-    if (solo) { /* the trimmer, if any, is this thread: never G_TRIM here */
-        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
-            np__fatal("ready of a coroutine that is not waiting");
-        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-    } else {
-        np__unwait(g);
-    }
-    g->waitreason = W_NONE;
+    bool solo = np__solo() && m && m->p;
+    np__unwait_at(g, solo);
     if (m && m->p) {
         np__runqput(m->p, g, next);
     } else {

@@ -288,5 +288,20 @@ int64_t np__nanotime(void);
 int np__errno(void);
 void np__seterrno(int e);
 _Noreturn void np__fatal(const char *msg);
+/* G_WAITING -> G_RUNNABLE for a waker that took g off its wait queue, and no wait
+ * reason. here: one P and the caller holds it, so nobody else touches g and no stack
+ * trim can be under way (the pass runs there too): a plain store instead of
+ * np__unwait's CAS. */
+static inline void np__unwait_at(np_g *g, bool here)
+{
+    if (here) {
+        if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
+            np__fatal("ready of a coroutine that is not waiting");
+        atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    } else {
+        np__unwait(g);
+    }
+    g->waitreason = W_NONE;
+}
 
 #endif
