@@ -67,6 +67,14 @@ static void wait_trims(int64_t n)
     CHECK(trims() >= n);
 }
 
+/* Run fn as the main coroutine on procs Ps, trimming after 1 ms parked. */
+static void trim_run(int procs, np_fn fn)
+{
+    setenv("NP_STACK_TRIM", "1", 1);
+    t_procs(procs);
+    T_RUN(fn, NULL);
+}
+
 /* ---- one coroutine: dead pages go, live ones stay ----------------------------------- */
 
 static np_chan *go_on, *result, *deep_done;
@@ -114,19 +122,9 @@ static void one_main(void *arg)
     np_chan_free(deep_done);
 }
 
-static void t_trim_releases_dead_pages_keeps_live_1p(void)
-{
-    setenv("NP_STACK_TRIM", "1", 1);
-    t_procs(1);
-    T_RUN(one_main, NULL);
-}
+static void t_trim_releases_dead_pages_keeps_live_1p(void) { trim_run(1, one_main); }
 
-static void t_trim_releases_dead_pages_keeps_live_2p(void)
-{
-    setenv("NP_STACK_TRIM", "1", 1);
-    t_procs(2);
-    T_RUN(one_main, NULL);
-}
+static void t_trim_releases_dead_pages_keeps_live_2p(void) { trim_run(2, one_main); }
 
 /* ---- many coroutines waking while trims run ----------------------------------------- */
 
@@ -170,19 +168,9 @@ static void race_main(void *arg)
     CHECK(trims() > before);
 }
 
-static void t_trim_races_wakeups_2p(void)
-{
-    setenv("NP_STACK_TRIM", "1", 1);
-    t_procs(2);
-    T_RUN(race_main, NULL);
-}
+static void t_trim_races_wakeups_2p(void) { trim_run(2, race_main); }
 
-static void t_trim_races_wakeups_1p(void)
-{
-    setenv("NP_STACK_TRIM", "1", 1);
-    t_procs(1);
-    T_RUN(race_main, NULL);
-}
+static void t_trim_races_wakeups_1p(void) { trim_run(1, race_main); }
 
 static const t_case cases[] = {
     T(t_trim_releases_dead_pages_keeps_live_1p),

@@ -22,7 +22,7 @@ static struct {
     np_pd **blocks;
     size_t nblocks;
     /* Coroutines parked in np__pd_wait: waiters + waiters_p. With one P, the thread
-     * holding it counts in waiters_p with a plain load and store (see on_solo_p), any
+     * holding it counts in waiters_p with a plain load and store (see np__on_solo_p), any
      * other (a blocking or sysmon's poll) in waiters, which may go below zero. */
     _Atomic int32_t waiters;
     _Atomic int32_t waiters_p;
@@ -68,14 +68,6 @@ static void pd_free(np_pd *pd)
 
 static _Atomic uintptr_t *gpp_of(np_pd *pd, int mode) { return mode == PD_R ? &pd->rg : &pd->wg; }
 
-/* One P, and the caller is the thread holding it (a coroutine, a timer, the scheduler's
- * own poll): one thread at a time, each hand-off of the P under the scheduler's lock. */
-static inline bool on_solo_p(void)
-{
-    np_m *m = np__getm();
-    return np__solo() && m && m->p;
-}
-
 static inline void waiters_add(int32_t d, bool here)
 {
     if (here)
@@ -91,7 +83,7 @@ static bool blockcommit(np_g *g, void *arg)
     uintptr_t w = PD_WAIT;
     if (!atomic_compare_exchange_strong((_Atomic uintptr_t *)arg, &w, (uintptr_t)g))
         return false; /* readiness, a deadline or close came first: run again at once */
-    waiters_add(1, on_solo_p());
+    waiters_add(1, np__on_solo_p());
     return true;
 }
 
@@ -124,7 +116,7 @@ static inline __attribute__((always_inline)) bool block(np_pd *pd, int mode)
 }
 
 /* Take the waiter (if any) off gpp; ioready leaves PD_READY behind for the next wait.
- * here: on_solo_p(). */
+ * here: np__on_solo_p(). */
 static inline __attribute__((always_inline)) np_g *unblock_at(np_pd *pd, int mode, bool ioready,
                                                                bool here)
 {
@@ -148,7 +140,7 @@ static inline __attribute__((always_inline)) np_g *unblock_at(np_pd *pd, int mod
 
 static inline __attribute__((always_inline)) np_g *unblock(np_pd *pd, int mode, bool ioready)
 {
-    return unblock_at(pd, mode, ioready, on_solo_p());
+    return unblock_at(pd, mode, ioready, np__on_solo_p());
 }
 
 static void goready(np_g *g)
@@ -344,7 +336,7 @@ void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
         return; /* an event for an earlier life of this descriptor */
     if (hup)
         atomic_store_explicit(&pd->hup, true, memory_order_release);
-    bool here = on_solo_p();
+    bool here = np__on_solo_p();
     np_g *r = mode & PD_R ? unblock_at(pd, PD_R, true, here) : NULL;
     np_g *w = mode & PD_W ? unblock_at(pd, PD_W, true, here) : NULL;
     if (r)

@@ -320,7 +320,7 @@ void np__unwait(np_g *g)
 void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
-    bool solo = np__solo() && m && m->p;
+    bool solo = np__on_solo_p();
     np__unwait_at(g, solo);
     if (m && m->p) {
         np__runqput(m->p, g, next);

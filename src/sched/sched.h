@@ -218,6 +218,13 @@ static inline np_m *np__getm(void) { return np__tls_m; }
 #else
 np_m *np__getm(void);
 #endif
+/* One P, and the caller is the thread holding it (a coroutine, a timer, the scheduler's
+ * own poll): one thread at a time, each hand-off of the P under the scheduler's lock. */
+static inline bool np__on_solo_p(void)
+{
+    np_m *m = np__getm();
+    return np__solo() && m && m->p;
+}
 /* The calling coroutine, or NULL (EPERM is the caller's to report). */
 static inline np_g *np__getg(void)
 {
