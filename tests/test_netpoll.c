@@ -4,6 +4,7 @@
 #include "t.h"
 #include "netpoll/netpoll.h"
 #include "sched/poll.h"
+#include "netpoll/netpoll_lt.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -766,6 +767,71 @@ static void wait_writable_main(void *arg)
 
 static void t_wait_writable(void) { T_RUN(wait_writable_main, NULL); }
 
+/* ---- level-triggered registry: a late report for a recycled poll descriptor ------------ */
+
+static np_chan *lt_done;
+
+static void lt_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    long r = np_read(fd, &c, 1);
+    np_chan_send(lt_done, &r);
+}
+
+/* A poll that copied the registry before a descriptor closed reports it after its
+ * poll descriptor was reused for a new one: that report must not clear what the new
+ * descriptor's waiter armed (the waiter would then sleep through its data). */
+static void lt_stale_main(void *arg)
+{
+    (void)arg;
+    int old[2], nv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, old), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, nv), 0);
+    int err = 0;
+    np_pd *pd = np__pd_open(old[0], &err);
+    CHECK(pd != NULL);
+    np__lt_arm(pd, PD_R);
+    np_lt_ent *snap;
+    int n = np__lt_snapshot(&snap, false);
+    CHECK(n >= 2);
+    int at = -1;
+    for (int i = 0; i < n; i++)
+        if (snap[i].pd == pd)
+            at = i;
+    CHECK(at > 0);
+    np__pd_unblock(pd);
+    np__pd_close(pd);
+    close(old[0]);
+    close(old[1]);
+    CHECK_EQ(np_fd_open(nv[0]), 0); /* the cache hands out the same poll descriptor */
+    CHECK_EQ(np_fd_open(nv[1]), 0);
+    lt_done = np_chan_new(sizeof(long), 1);
+    CHECK_EQ(np_set_read_deadline(nv[0], np_now() + 5000 * MS), 0);
+    np_go(lt_reader, (void *)(intptr_t)nv[0]);
+    wait_parked();
+    np_g *list = NULL;
+    np__lt_fired(&snap[at], PD_R, false, &list); /* the late report */
+    free(snap);
+    CHECK(list == NULL);
+    CHECK_EQ(np_write(nv[1], "x", 1), 1);
+    long r = 0;
+    CHECK_EQ(np_chan_recv(lt_done, &r), 1);
+    CHECK_EQ(r, 1); /* the byte, not ETIMEDOUT */
+    np_close(nv[0]);
+    np_close(nv[1]);
+    np_chan_free(lt_done);
+}
+
+static void t_lt_stale_report_keeps_new_interest(void)
+{
+    const char *be = getenv("NP_POLLER");
+    if (!be || (strcmp(be, "poll") && strcmp(be, "select")))
+        return; /* the registry belongs to the level-triggered back ends */
+    t_procs(1);
+    T_RUN(lt_stale_main, NULL);
+}
+
 static const t_case cases[] = {
     T(t_readiness_race_stress),
     T(t_close_wakes_blocked_readers_and_writers),
@@ -780,6 +846,7 @@ static const t_case cases[] = {
     T(t_regular_files_and_bad_use),
     T(t_wait_readable),
     T(t_wait_writable),
+    T(t_lt_stale_report_keeps_new_interest),
     {0},
 };
 T_MAIN(cases)

@@ -129,7 +129,9 @@ void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_g **list)
 {
     np_spin_lock(&lt_.lock);
     int i = (int)e->pd->user;
-    if (i > 0 && i < lt_.n && lt_.e[i].pd == e->pd)
+    /* the tag too: pd may have been closed and reused for another descriptor since the
+     * snapshot, whose waiter's interest this late report must leave armed */
+    if (i > 0 && i < lt_.n && lt_.e[i].pd == e->pd && lt_.e[i].tag == e->tag)
         lt_.e[i].mode &= ~mode;
     np_spin_unlock(&lt_.lock);
     if (err)
