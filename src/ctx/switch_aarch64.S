@@ -1,7 +1,7 @@
 /* AArch64 AAPCS64 context switch: callee-saved x19-x28, fp, lr, d8-d15 and FPCR.
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
  * void np_ctx_jump(np_ctx *to): resume to, saving nothing */
-        .text
+        .section .text.hot.np,"ax",%progbits /* beside the other NP_HOT code (os/hot.h) */
         .globl  np_ctx_switch
         .type   np_ctx_switch, %function
         .p2align 4

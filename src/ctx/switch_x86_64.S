@@ -23,7 +23,7 @@
         pushq   %r15
 .endm
 
-        .text
+        .section .text.hot.np,"ax",@progbits /* beside the other NP_HOT code (os/hot.h) */
         .globl  np_ctx_switch
         .type   np_ctx_switch, @function
         .p2align 4

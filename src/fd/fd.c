@@ -15,21 +15,40 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* read(2), write(2), readv(2), writev(2) without the C library's cancellation-point
- * bookkeeping: in a process with threads, glibc brackets each of these calls with two
- * locked updates of the thread's cancellation state, and np's threads are never
- * cancelled. The sanitizers keep the library calls, whose interceptors check the
- * buffer (ASan) and see the happens-before a descriptor carries (TSan). */
+/* read(2), write(2), readv(2), writev(2) as bare system call instructions: in a process
+ * with threads glibc brackets each of these calls with two locked updates of the
+ * thread's cancellation state (np's threads are never cancelled), and its syscall(2)
+ * costs a call into another code page. The sanitizer builds keep the library calls,
+ * whose interceptors check the buffer (ASan) and see the happens-before a descriptor
+ * carries (TSan). */
 #if defined(NP_ASAN) || defined(NP_TSAN)
 #define sys_read read
 #define sys_write write
 #define sys_readv readv
 #define sys_writev writev
 #else
-static inline ssize_t sys_read(int fd, void *b, size_t n) { return syscall(SYS_read, fd, b, n); }
-static inline ssize_t sys_write(int fd, const void *b, size_t n) { return syscall(SYS_write, fd, b, n); }
-static inline ssize_t sys_readv(int fd, const struct iovec *v, int n) { return syscall(SYS_readv, fd, v, n); }
-static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return syscall(SYS_writev, fd, v, n); }
+static inline long sys3(long nr, long a, long b, long c)
+{
+    long r;
+#if defined(__x86_64__)
+    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+    r = x0;
+#else
+    return syscall(nr, a, b, c);
+#endif
+    if (__builtin_expect(r < 0 && r > -4096, 0)) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+static inline ssize_t sys_read(int fd, void *b, size_t n) { return sys3(SYS_read, fd, (long)b, (long)n); }
+static inline ssize_t sys_write(int fd, const void *b, size_t n) { return sys3(SYS_write, fd, (long)b, (long)n); }
+static inline ssize_t sys_readv(int fd, const struct iovec *v, int n) { return sys3(SYS_readv, fd, (long)v, n); }
+static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return sys3(SYS_writev, fd, (long)v, n); }
 #endif
 
 #define CHUNK 1024
@@ -352,7 +371,7 @@ static inline __attribute__((always_inline)) int fd_wait(int fd, int mode)
 
 int np__fd_wait(int fd, int mode) { return fd_wait(fd, mode); }
 /* Each with its own copy: one frame less under a parked coroutine, the mode folded. */
-int np_wait_readable(int fd) { return (int)ret(fd_wait(fd, PD_R)); }
+NP_HOT int np_wait_readable(int fd) { return (int)ret(fd_wait(fd, PD_R)); }
 int np_wait_writable(int fd) { return (int)ret(fd_wait(fd, PD_W)); }
 
 struct rw { void *buf; size_t len; };
@@ -380,7 +399,7 @@ static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent 
     return r;
 }
 
-ssize_t np_read(int fd, void *buf, size_t len)
+NP_HOT ssize_t np_read(int fd, void *buf, size_t len)
 {
     np_fdent *e = begin(fd, PD_R);
     if (!e)
@@ -453,7 +472,7 @@ static ssize_t op_write(int fd, void *a)
     return sys_write(fd, x->buf, x->len);
 }
 
-ssize_t np_write(int fd, const void *buf, size_t len)
+NP_HOT ssize_t np_write(int fd, const void *buf, size_t len)
 {
     np_fdent *e = begin(fd, PD_W);
     if (!e)

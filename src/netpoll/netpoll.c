@@ -78,7 +78,7 @@ static inline void waiters_add(int32_t d, bool here)
         atomic_fetch_add(&np_.waiters, d);
 }
 
-static bool blockcommit(np_g *g, void *arg)
+static NP_HOT bool blockcommit(np_g *g, void *arg)
 {
     uintptr_t w = PD_WAIT;
     if (!atomic_compare_exchange_strong((_Atomic uintptr_t *)arg, &w, (uintptr_t)g))
@@ -225,7 +225,7 @@ static inline __attribute__((always_inline)) int pd_wait(np_pd *pd, int mode)
     return PD_OK;
 }
 
-int np__pd_wait(np_pd *pd, int mode)
+NP_HOT int np__pd_wait(np_pd *pd, int mode)
 {
     return mode == PD_R ? pd_wait(pd, PD_R) : pd_wait(pd, PD_W);
 }
@@ -330,7 +330,7 @@ static inline void pd_ready_g(np_g *g, bool here, np_g **list)
 }
 
 /* Back ends report readiness here, building the list of coroutines to run. */
-void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
+NP_HOT void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
 {
     if ((uint16_t)atomic_load(&pd->fdseq) != (uint16_t)tag)
         return; /* an event for an earlier life of this descriptor */
@@ -392,7 +392,7 @@ bool np__netpoll_waiters(void)
            atomic_load_explicit(&np_.waiters_p, memory_order_relaxed) > 0;
 }
 
-np_g *np__netpoll(int64_t delay)
+NP_HOT np_g *np__netpoll(int64_t delay)
 {
     np_g *list = NULL;
     atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);

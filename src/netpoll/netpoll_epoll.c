@@ -55,7 +55,7 @@ static void ep_close(int fd, np_pd *pd)
     epoll_ctl(ep_.ep, EPOLL_CTL_DEL, fd, &ev);
 }
 
-static int ep_poll(int64_t delay, np_g **list)
+static NP_HOT int ep_poll(int64_t delay, np_g **list)
 {
     int ms = delay < 0 ? -1 : delay == 0 ? 0 : delay >= 1000000000000LL ? 1000000000 : (int)((delay + 999999) / 1000000);
     struct epoll_event evs[128];

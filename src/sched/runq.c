@@ -57,7 +57,7 @@ void np__runqput(np_p *p, np_g *g, bool next)
     }
 }
 
-np_g *np__runqputlist_solo(np_p *p, np_g *list)
+NP_HOT np_g *np__runqputlist_solo(np_p *p, np_g *list)
 {
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);

@@ -261,7 +261,7 @@ static inline void park_state(np_g *g, int reason)
     atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
 }
 
-void np__park(np_unlockf f, void *arg, int reason)
+NP_HOT void np__park(np_unlockf f, void *arg, int reason)
 {
     np_m *m = np__getm();
     np_g *g = m->curg;
@@ -895,7 +895,7 @@ found:
 }
 
 /* Make a list of runnable coroutines (linked by schedlink) known to the scheduler. */
-void np__inject(np_g *list)
+NP_HOT void np__inject(np_g *list)
 {
     if (!list)
         return;
@@ -913,7 +913,7 @@ void np__inject(np_g *list)
 }
 
 /* The scheduler loop of an M, on its own thread stack (g0). */
-void np__schedule(np_m *m)
+NP_HOT void np__schedule(np_m *m)
 {
     for (;;) {
         np__after_switch(m);

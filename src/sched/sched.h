@@ -5,6 +5,7 @@
 #include "../../include/np.h"
 #include "../ctx/ctx.h"
 #include "../mem/stack.h"
+#include "../os/hot.h"
 #include "../os/lock.h"
 #include "../time/timer.h"
 #include <pthread.h>
