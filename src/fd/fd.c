@@ -62,6 +62,8 @@ typedef struct np_fdent {
     bool stream;            /* a stream socket under an edge-triggered poller: a short
                              * read drains it */
     bool drained;           /* the last read was short: wait for an edge before reading */
+    _Atomic bool solo;      /* np__solo() when opened (constant while np_run runs): read
+                             * here, in a line the call touches anyway */
     np_mutex rmu, wmu;      /* readers take turns, writers take turns */
     _Atomic int32_t lk;
     np_g *closer;           /* np_close waiting for the operations to leave */
@@ -69,7 +71,8 @@ typedef struct np_fdent {
 
 /* Entries are never freed while the runtime runs: a lookup racing a close is safe. */
 static struct {
-    np_fdent *_Atomic chunks[NCHUNKS];
+    np_fdent first[CHUNK];             /* the first CHUNK descriptors: no pointer to load */
+    np_fdent *_Atomic chunks[NCHUNKS]; /* the others (chunks[0] unused) */
     _Atomic int32_t lock;
     _Atomic int64_t count; /* registered */
 } tab_;
@@ -79,6 +82,8 @@ int64_t np__fd_count(void) { return atomic_load(&tab_.count); }
 /* The entry of fd, NULL if its chunk does not exist (yet). */
 static inline np_fdent *ent(int fd)
 {
+    if ((unsigned)fd < CHUNK)
+        return &tab_.first[fd];
     if ((unsigned)fd >= (unsigned)CHUNK * NCHUNKS)
         return NULL;
     np_fdent *c = atomic_load_explicit(&tab_.chunks[(unsigned)fd / CHUNK], memory_order_acquire);
@@ -87,6 +92,8 @@ static inline np_fdent *ent(int fd)
 
 static np_fdent *ent_create(int fd)
 {
+    if (fd >= 0 && fd < CHUNK)
+        return &tab_.first[fd];
     if (fd < 0 || fd / CHUNK >= NCHUNKS)
         return NULL;
     np_fdent *c = atomic_load_explicit(&tab_.chunks[fd / CHUNK], memory_order_acquire);
@@ -104,6 +111,7 @@ static np_fdent *ent_create(int fd)
 
 void np__fd_fini(void)
 {
+    memset(tab_.first, 0, sizeof tab_.first);
     for (int i = 0; i < NCHUNKS; i++) {
         free(atomic_load(&tab_.chunks[i]));
         atomic_store(&tab_.chunks[i], NULL);
@@ -121,11 +129,10 @@ static inline __attribute__((always_inline)) np_fdent *acquire(int fd)
     np_fdent *e = ent(fd);
     if (e) {
         uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
-        if (np__solo()) {
-            if (s & OPEN) {
-                atomic_store_explicit(&e->state, s + 1, memory_order_relaxed);
-                return e;
-            }
+        if (!(s & OPEN)) {
+        } else if (atomic_load_explicit(&e->solo, memory_order_relaxed)) {
+            atomic_store_explicit(&e->state, s + 1, memory_order_relaxed);
+            return e;
         } else {
             while (s & OPEN)
                 if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
@@ -141,7 +148,7 @@ static void release_last(np_fdent *e);
 static inline __attribute__((always_inline)) void release(np_fdent *e)
 {
     uint32_t s;
-    if (np__solo()) {
+    if (atomic_load_explicit(&e->solo, memory_order_relaxed)) {
         s = atomic_load_explicit(&e->state, memory_order_relaxed);
         atomic_store_explicit(&e->state, s - 1, memory_order_relaxed);
     } else {
@@ -230,6 +237,7 @@ int np_fd_open(int fd)
                     type == SOCK_STREAM;
     }
     e->drained = false;
+    atomic_store_explicit(&e->solo, np__solo(), memory_order_relaxed);
     atomic_store(&e->state, OPEN);
     np_spin_unlock(&e->lk);
     atomic_fetch_add(&tab_.count, 1);
@@ -318,14 +326,14 @@ static inline __attribute__((always_inline)) np_fdent *begin(int fd, int mode)
     np_fdent *e = acquire(fd);
     if (!e)
         return NULL;
-    if (np__mutex_lock(turn(e, mode)) != 0)
+    if (np__mutex_lock(turn(e, mode), atomic_load_explicit(&e->solo, memory_order_relaxed)) != 0)
         return begin_failed(e);
     return e;
 }
 
 static inline __attribute__((always_inline)) void end(np_fdent *e, int mode)
 {
-    np__mutex_unlock_held(turn(e, mode));
+    np__mutex_unlock_held(turn(e, mode), atomic_load_explicit(&e->solo, memory_order_relaxed));
     release(e);
 }
 

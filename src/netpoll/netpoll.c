@@ -17,6 +17,7 @@
 
 static struct {
     const np_poller *be;
+    void (*arm)(np_pd *pd, int mode); /* be->arm, here: the wait path reads only np_ */
     _Atomic int32_t lock;
     np_pd *free;
     np_pd **blocks;
@@ -214,8 +215,8 @@ static inline __attribute__((always_inline)) int pd_wait(np_pd *pd, int mode)
     int err = np__pd_check(pd, mode);
     if (err)
         return err;
-    if (np_.be->arm)
-        np_.be->arm(pd, mode);
+    if (np_.arm)
+        np_.arm(pd, mode);
     while (!block(pd, mode)) {
         err = np__pd_check(pd, mode);
         if (err)
@@ -367,6 +368,7 @@ int np__netpoll_init(void)
         errno = EINVAL;
         return -1;
     }
+    np_.arm = np_.be->arm;
     return np_.be->init();
 }
 

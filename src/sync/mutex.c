@@ -25,7 +25,7 @@ int np_mutex_lock(np_mutex *mu)
         errno = EPERM;
         return -1;
     }
-    if (np__mutex_take_solo(mu))
+    if (np__mutex_take_solo(mu, np__solo()))
         return 0;
     for (int i = 0; i < 32; i++) { /* the holder may be running on another P */
         int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
@@ -60,7 +60,7 @@ int np_mutex_lock(np_mutex *mu)
 int np_mutex_unlock(np_mutex *mu)
 {
     int32_t one = 1;
-    if (np__getg() && np__mutex_give_solo(mu))
+    if (np__getg() && np__mutex_give_solo(mu, np__solo()))
         return 0;
     if (atomic_compare_exchange_strong_explicit(&mu->state, &one, 0, memory_order_release,
                                                 memory_order_relaxed))

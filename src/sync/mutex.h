@@ -5,11 +5,12 @@
 #define NP_MUTEX_H
 #include "../sched/sched.h"
 
-/* One P: every coroutine runs on the thread holding it, so for a coroutine an
- * uncontended lock or unlock is a load and a store. False: take the general path. */
-static inline __attribute__((always_inline)) bool np__mutex_take_solo(np_mutex *mu)
+/* One P (solo: np__solo(), which a caller may have at hand): every coroutine runs on
+ * the thread holding it, so for a coroutine an uncontended lock or unlock is a load and
+ * a store. False: take the general path. */
+static inline __attribute__((always_inline)) bool np__mutex_take_solo(np_mutex *mu, bool solo)
 {
-    if (!np__solo())
+    if (!solo)
         return false;
     int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
     if (s & 1)
@@ -18,24 +19,24 @@ static inline __attribute__((always_inline)) bool np__mutex_take_solo(np_mutex *
     return true;
 }
 
-static inline __attribute__((always_inline)) bool np__mutex_give_solo(np_mutex *mu)
+static inline __attribute__((always_inline)) bool np__mutex_give_solo(np_mutex *mu, bool solo)
 {
-    if (!np__solo() || atomic_load_explicit(&mu->state, memory_order_relaxed) != 1)
+    if (!solo || atomic_load_explicit(&mu->state, memory_order_relaxed) != 1)
         return false;
     atomic_store_explicit(&mu->state, 0, memory_order_relaxed);
     return true;
 }
 
 /* For a caller that is a coroutine (so no getg check). */
-static inline __attribute__((always_inline)) int np__mutex_lock(np_mutex *mu)
+static inline __attribute__((always_inline)) int np__mutex_lock(np_mutex *mu, bool solo)
 {
-    return np__mutex_take_solo(mu) ? 0 : np_mutex_lock(mu);
+    return np__mutex_take_solo(mu, solo) ? 0 : np_mutex_lock(mu);
 }
 
 /* For a holder that locked it as a coroutine (so no getg check: it still is one). */
-static inline __attribute__((always_inline)) void np__mutex_unlock_held(np_mutex *mu)
+static inline __attribute__((always_inline)) void np__mutex_unlock_held(np_mutex *mu, bool solo)
 {
-    if (!np__mutex_give_solo(mu))
+    if (!np__mutex_give_solo(mu, solo))
         np_mutex_unlock(mu);
 }
 
