@@ -9,7 +9,7 @@ ys=$root/build/yardstick
 [ -x "$ys/go_ctx" ] && [ -x "$ys/echoload" ] || "$ys_src/build.sh" "$ys" >/dev/null || exit 1
 bin=$root/build/bin
 ulimit -n 20000 2>/dev/null
-rounds=${BENCH_ROUNDS:-5}
+rounds=${BENCH_ROUNDS:-7}
 secs=${BENCH_SECS:-5}
 
 echo "== runtime: NP_PROCS=1 vs GOMAXPROCS=1 (go_ctx), both on CPU 0, $rounds rounds interleaved"
