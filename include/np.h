@@ -173,11 +173,12 @@ int np_wg_wait(np_wg *wg);
 int np_fd_open(int fd);
 
 /* Read up to len bytes; parks until some are available. Returns the count (0 at end
- * of file), or -1/errno. Concurrent readers of one fd take turns. */
+ * of file), or -1/errno. Concurrent readers of one fd take turns. On a socket: recv(2). */
 ssize_t np_read(int fd, void *buf, size_t len);
 
-/* Write all len bytes (parking while the fd is full). Returns len, or -1/errno, in
- * which case part of the data may have been written. Concurrent writers take turns. */
+/* Write all len bytes (parking while the fd is full). Returns len, or -1/errno (part
+ * may have been written). Concurrent writers take turns. On a socket it is send(2) with
+ * MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE, whatever its disposition. */
 ssize_t np_write(int fd, const void *buf, size_t len);
 
 /* Park until fd is readable (data, end of file or an error to report), without

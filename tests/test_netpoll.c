@@ -767,6 +767,37 @@ static void wait_writable_main(void *arg)
 
 static void t_wait_writable(void) { T_RUN(wait_writable_main, NULL); }
 
+/* ---- sockets: np_read is recv, np_write is send(MSG_NOSIGNAL) -------------------------- */
+
+static void sock_calls_main(void *arg)
+{
+    (void)arg;
+    /* datagrams keep their bounds, an empty one included */
+    int dv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, dv), 0);
+    CHECK_EQ(np_fd_open(dv[0]), 0);
+    CHECK_EQ(np_fd_open(dv[1]), 0);
+    CHECK_EQ(np_write(dv[1], "", 0), 0);
+    CHECK_EQ(send(dv[1], "", 0, 0), 0);
+    CHECK_EQ(np_write(dv[1], "abc", 3), 3);
+    char b[8];
+    CHECK_EQ(np_read(dv[0], b, sizeof b), 0);
+    CHECK_EQ(np_read(dv[0], b, sizeof b), 3);
+    CHECK(memcmp(b, "abc", 3) == 0);
+    np_close(dv[0]);
+    np_close(dv[1]);
+    /* a write to a closed peer: EPIPE, and no SIGPIPE even where it would kill */
+    int sv[2];
+    sockpair(sv);
+    np_close(sv[1]);
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+    CHECK_ERR(np_write(sv[0], "x", 1), EPIPE);
+    signal(SIGPIPE, old);
+    np_close(sv[0]);
+}
+
+static void t_socket_reads_are_recv_writes_never_signal(void) { T_RUN(sock_calls_main, NULL); }
+
 /* ---- level-triggered registry: a late report for a recycled poll descriptor ------------ */
 
 static np_chan *lt_done;
@@ -847,6 +878,7 @@ static const t_case cases[] = {
     T(t_wait_readable),
     T(t_wait_writable),
     T(t_lt_stale_report_keeps_new_interest),
+    T(t_socket_reads_are_recv_writes_never_signal),
     {0},
 };
 T_MAIN(cases)

@@ -21,23 +21,28 @@
  * costs a call into another code page. The sanitizer builds keep the library calls,
  * whose interceptors check the buffer (ASan) and see the happens-before a descriptor
  * carries (TSan). */
-#if defined(NP_ASAN) || defined(NP_TSAN)
+#if defined(NP_ASAN) || defined(NP_TSAN) || !(defined(__x86_64__) || defined(__aarch64__))
 #define sys_read read
 #define sys_write write
 #define sys_readv readv
 #define sys_writev writev
+#define sys_recv(fd, b, n) recv(fd, b, n, 0)
+#define sys_send(fd, b, n) send(fd, b, n, MSG_NOSIGNAL)
 #else
-static inline long sys3(long nr, long a, long b, long c)
+/* A system call with up to six arguments (the last three zero for three-argument calls):
+ * the count, or -1 and errno. */
+static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 {
     long r;
 #if defined(__x86_64__)
-    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c;
-    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-    r = x0;
+    register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+    __asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
 #else
-    return syscall(nr, a, b, c);
+    register long x8 __asm__("x8") = nr, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
+                  x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+    r = x0;
 #endif
     if (__builtin_expect(r < 0 && r > -4096, 0)) {
         errno = (int)-r;
@@ -45,10 +50,15 @@ static inline long sys3(long nr, long a, long b, long c)
     }
     return r;
 }
-static inline ssize_t sys_read(int fd, void *b, size_t n) { return sys3(SYS_read, fd, (long)b, (long)n); }
-static inline ssize_t sys_write(int fd, const void *b, size_t n) { return sys3(SYS_write, fd, (long)b, (long)n); }
-static inline ssize_t sys_readv(int fd, const struct iovec *v, int n) { return sys3(SYS_readv, fd, (long)v, n); }
-static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return sys3(SYS_writev, fd, (long)v, n); }
+static inline ssize_t sys_read(int fd, void *b, size_t n) { return sys6(SYS_read, fd, (long)b, (long)n, 0, 0, 0); }
+static inline ssize_t sys_write(int fd, const void *b, size_t n) { return sys6(SYS_write, fd, (long)b, (long)n, 0, 0, 0); }
+static inline ssize_t sys_readv(int fd, const struct iovec *v, int n) { return sys6(SYS_readv, fd, (long)v, n, 0, 0, 0); }
+static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return sys6(SYS_writev, fd, (long)v, n, 0, 0, 0); }
+/* Sockets: recv/send go straight to the socket layer, where read/write first pass
+ * through the file layer (position lock checks, fsnotify); and a send never raises
+ * SIGPIPE. */
+static inline ssize_t sys_recv(int fd, void *b, size_t n) { return sys6(SYS_recvfrom, fd, (long)b, (long)n, 0, 0, 0); }
+static inline ssize_t sys_send(int fd, const void *b, size_t n) { return sys6(SYS_sendto, fd, (long)b, (long)n, MSG_NOSIGNAL, 0, 0); }
 #endif
 
 #define CHUNK 1024
@@ -59,6 +69,7 @@ static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return 
 typedef struct np_fdent {
     _Atomic uint32_t state; /* OPEN bit and count of operations in flight */
     np_pd *pd;              /* NULL: not pollable (regular file), operations block */
+    bool sock;              /* a socket: recv/send rather than read/write */
     bool stream;            /* a stream socket under an edge-triggered poller: a short
                              * read drains it */
     bool drained;           /* the last read was short: wait for an edge before reading */
@@ -214,6 +225,7 @@ int np_fd_open(int fd)
         return -1;
     }
     e->pd = NULL;
+    e->sock = S_ISSOCK(st.st_mode);
     e->stream = false;
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         int fl = fcntl(fd, F_GETFL);
@@ -382,11 +394,11 @@ int np__fd_wait(int fd, int mode) { return fd_wait(fd, mode); }
 NP_HOT int np_wait_readable(int fd) { return (int)ret(fd_wait(fd, PD_R)); }
 int np_wait_writable(int fd) { return (int)ret(fd_wait(fd, PD_W)); }
 
-struct rw { void *buf; size_t len; };
-static ssize_t op_read(int fd, void *a)
+struct rw { void *buf; size_t len; bool sock; };
+static inline __attribute__((always_inline)) ssize_t op_read(int fd, void *a)
 {
     struct rw *x = a;
-    return sys_read(fd, x->buf, x->len);
+    return x->sock ? sys_recv(fd, x->buf, x->len) : sys_read(fd, x->buf, x->len);
 }
 
 /* Reads on a stream socket: after a short read the socket was empty, and with an
@@ -412,7 +424,7 @@ NP_HOT ssize_t np_read(int fd, void *buf, size_t len)
     np_fdent *e = begin(fd, PD_R);
     if (!e)
         return -1;
-    struct rw x = {buf, len};
+    struct rw x = {buf, len, e->sock};
     ssize_t r = read_loop(fd, e, len, op_read, &x);
     end(e, PD_R);
     return ret(r);
@@ -474,10 +486,10 @@ static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct i
     return (ssize_t)done;
 }
 
-static ssize_t op_write(int fd, void *a)
+static inline __attribute__((always_inline)) ssize_t op_write(int fd, void *a)
 {
     struct rw *x = a;
-    return sys_write(fd, x->buf, x->len);
+    return x->sock ? sys_send(fd, x->buf, x->len) : sys_write(fd, x->buf, x->len);
 }
 
 NP_HOT ssize_t np_write(int fd, const void *buf, size_t len)
@@ -487,7 +499,7 @@ NP_HOT ssize_t np_write(int fd, const void *buf, size_t len)
         return -1;
     ssize_t r = 0;
     if (len) { /* the first attempt inline; what it left over as write_all would */
-        struct rw x = {(void *)buf, len};
+        struct rw x = {(void *)buf, len, e->sock};
         r = io_loop(fd, e, PD_W, op_write, &x);
         if (r >= 0 && (size_t)r < len) {
             struct iovec v = {(char *)buf + r, len - (size_t)r};
