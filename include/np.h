@@ -192,7 +192,8 @@ int np_wait_writable(int fd);
 /* readv(2) counterpart of np_read. */
 ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt);
 
-/* writev(2) counterpart of np_write: writes everything or fails. */
+/* writev(2) counterpart of np_write: writes everything or fails (on a socket: sendmsg(2)
+ * with MSG_NOSIGNAL). */
 ssize_t np_writev(int fd, const struct iovec *iov, int iovcnt);
 
 /* Deregister and close fd. Coroutines blocked on it wake with EBADF; the call waits

@@ -792,6 +792,8 @@ static void sock_calls_main(void *arg)
     np_close(sv[1]);
     void (*old)(int) = signal(SIGPIPE, SIG_DFL);
     CHECK_ERR(np_write(sv[0], "x", 1), EPIPE);
+    struct iovec v[2] = {{"a", 1}, {"b", 1}};
+    CHECK_ERR(np_writev(sv[0], v, 2), EPIPE);
     signal(SIGPIPE, old);
     np_close(sv[0]);
 }

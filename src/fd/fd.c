@@ -28,6 +28,7 @@
 #define sys_writev writev
 #define sys_recv(fd, b, n) recv(fd, b, n, 0)
 #define sys_send(fd, b, n) send(fd, b, n, MSG_NOSIGNAL)
+#define sys_sendmsg(fd, m) sendmsg(fd, m, MSG_NOSIGNAL)
 #else
 /* A system call with up to six arguments (the last three zero for three-argument calls):
  * the count, or -1 and errno. */
@@ -59,6 +60,7 @@ static inline ssize_t sys_writev(int fd, const struct iovec *v, int n) { return 
  * SIGPIPE. */
 static inline ssize_t sys_recv(int fd, void *b, size_t n) { return sys6(SYS_recvfrom, fd, (long)b, (long)n, 0, 0, 0); }
 static inline ssize_t sys_send(int fd, const void *b, size_t n) { return sys6(SYS_sendto, fd, (long)b, (long)n, MSG_NOSIGNAL, 0, 0); }
+static inline ssize_t sys_sendmsg(int fd, const struct msghdr *m) { return sys6(SYS_sendmsg, fd, (long)m, MSG_NOSIGNAL, 0, 0, 0); }
 #endif
 
 #define CHUNK 1024
@@ -452,18 +454,24 @@ ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
 }
 
 /* Writes go on until everything is out: the iovec array is consumed in place. */
-struct wv { struct iovec *iov; int cnt; };
+struct wv { struct iovec *iov; int cnt; bool sock; };
 static ssize_t op_writev(int fd, void *a)
 {
     struct wv *x = a;
-    return x->cnt == 1 ? sys_write(fd, x->iov[0].iov_base, x->iov[0].iov_len)
-                       : sys_writev(fd, x->iov, x->cnt);
+    if (x->cnt == 1)
+        return x->sock ? sys_send(fd, x->iov[0].iov_base, x->iov[0].iov_len)
+                       : sys_write(fd, x->iov[0].iov_base, x->iov[0].iov_len);
+    if (x->sock) { /* sendmsg for MSG_NOSIGNAL */
+        struct msghdr mh = {.msg_iov = x->iov, .msg_iovlen = (size_t)x->cnt};
+        return sys_sendmsg(fd, &mh);
+    }
+    return sys_writev(fd, x->iov, x->cnt);
 }
 
 static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct iovec *iov, int cnt)
 {
     size_t done = 0;
-    struct wv x = {iov, cnt};
+    struct wv x = {iov, cnt, e->sock};
     while (x.cnt > 0 && x.iov[0].iov_len == 0) {
         x.iov++;
         x.cnt--;
