@@ -142,15 +142,13 @@ static inline __attribute__((always_inline)) np_fdent *acquire(int fd)
     np_fdent *e = ent(fd);
     if (e) {
         uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
-        if (!(s & OPEN)) {
-        } else if (atomic_load_explicit(&e->solo, memory_order_relaxed)) {
+        if ((s & OPEN) && atomic_load_explicit(&e->solo, memory_order_relaxed)) {
             atomic_store_explicit(&e->state, s + 1, memory_order_relaxed);
             return e;
-        } else {
-            while (s & OPEN)
-                if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
-                    return e;
         }
+        while (s & OPEN)
+            if (atomic_compare_exchange_weak(&e->state, &s, s + 1))
+                return e;
     }
     errno = EBADF;
     return NULL;
