@@ -843,10 +843,10 @@ static void lt_stale_main(void *arg)
     CHECK_EQ(np_set_read_deadline(nv[0], np_now() + 5000 * MS), 0);
     np_go(lt_reader, (void *)(intptr_t)nv[0]);
     wait_parked();
-    np_g *list = NULL;
-    np__lt_fired(&snap[at], PD_R, false, &list); /* the late report */
+    np_ready rd = {NULL, 0, true};
+    np__lt_fired(&snap[at], PD_R, false, &rd); /* the late report */
     free(snap);
-    CHECK(list == NULL);
+    CHECK(rd.list == NULL);
     CHECK_EQ(np_write(nv[1], "x", 1), 1);
     long r = 0;
     CHECK_EQ(np_chan_recv(lt_done, &r), 1);

@@ -451,14 +451,19 @@ ssize_t np_readv(int fd, const struct iovec *iov, int iovcnt)
     return ret(r);
 }
 
+static inline __attribute__((always_inline)) ssize_t send_or_write(int fd, const void *b, size_t n,
+                                                                   bool sock)
+{
+    return sock ? sys_send(fd, b, n) : sys_write(fd, b, n);
+}
+
 /* Writes go on until everything is out: the iovec array is consumed in place. */
 struct wv { struct iovec *iov; int cnt; bool sock; };
 static ssize_t op_writev(int fd, void *a)
 {
     struct wv *x = a;
     if (x->cnt == 1)
-        return x->sock ? sys_send(fd, x->iov[0].iov_base, x->iov[0].iov_len)
-                       : sys_write(fd, x->iov[0].iov_base, x->iov[0].iov_len);
+        return send_or_write(fd, x->iov[0].iov_base, x->iov[0].iov_len, x->sock);
     if (x->sock) { /* sendmsg for MSG_NOSIGNAL */
         struct msghdr mh = {.msg_iov = x->iov, .msg_iovlen = (size_t)x->cnt};
         return sys_sendmsg(fd, &mh);
@@ -495,7 +500,7 @@ static __attribute__((noinline)) ssize_t write_all(int fd, np_fdent *e, struct i
 static inline __attribute__((always_inline)) ssize_t op_write(int fd, void *a)
 {
     struct rw *x = a;
-    return x->sock ? sys_send(fd, x->buf, x->len) : sys_write(fd, x->buf, x->len);
+    return send_or_write(fd, x->buf, x->len, x->sock);
 }
 
 NP_HOT ssize_t np_write(int fd, const void *buf, size_t len)

@@ -322,28 +322,28 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
 }
 
 /* Put g, taken off rg/wg (so by nobody else), on the list: G_WAITING -> G_RUNNABLE
- * (here: the scheduler's own poll with one P; else a blocking poll or sysmon's). */
-static inline void pd_ready_g(np_g *g, bool here, np_g **list)
+ * (rd->here: the scheduler's own poll with one P; else a blocking poll or sysmon's). */
+static inline void pd_ready_g(np_g *g, np_ready *rd)
 {
-    np__unwait_at(g, here);
-    g->schedlink = *list;
-    *list = g;
+    np__unwait_at(g, rd->here);
+    g->schedlink = rd->list;
+    rd->list = g;
+    rd->n++;
 }
 
 /* Back ends report readiness here, building the list of coroutines to run. */
-NP_HOT void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list)
+NP_HOT void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_ready *rd)
 {
     if ((uint16_t)atomic_load(&pd->fdseq) != (uint16_t)tag)
         return; /* an event for an earlier life of this descriptor */
     if (hup)
         atomic_store_explicit(&pd->hup, true, memory_order_release);
-    bool here = np__on_solo_p();
-    np_g *r = mode & PD_R ? unblock_at(pd, PD_R, true, here) : NULL;
-    np_g *w = mode & PD_W ? unblock_at(pd, PD_W, true, here) : NULL;
+    np_g *r = mode & PD_R ? unblock_at(pd, PD_R, true, rd->here) : NULL;
+    np_g *w = mode & PD_W ? unblock_at(pd, PD_W, true, rd->here) : NULL;
     if (r)
-        pd_ready_g(r, here, list);
+        pd_ready_g(r, rd);
     if (w)
-        pd_ready_g(w, here, list);
+        pd_ready_g(w, rd);
 }
 
 void np__pd_seterr(np_pd *pd, uint32_t tag)
@@ -396,15 +396,12 @@ bool np__netpoll_waiters(void)
 
 NP_HOT np_g *np__netpoll(int64_t delay)
 {
-    np_g *list = NULL;
+    np_ready rd = {NULL, 0, np__on_solo_p()};
     atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);
-    np_.be->poll(delay, &list);
-    int64_t n = 0; /* counted here: one add per poll, not per event */
-    for (np_g *g = list; g; g = g->schedlink)
-        n++;
-    if (n)
-        atomic_fetch_add_explicit(&np__sched.nevents, (uint64_t)n, memory_order_relaxed);
-    return list;
+    np_.be->poll(delay, &rd);
+    if (rd.n) /* one add per poll, not per event */
+        atomic_fetch_add_explicit(&np__sched.nevents, (uint64_t)rd.n, memory_order_relaxed);
+    return rd.list;
 }
 
 void np__netpoll_break(void)

@@ -30,6 +30,10 @@ typedef struct np_pd {
     struct np_pd *link;        /* cache free list */
 } np_pd;
 
+/* What one poll readied: the coroutines (linked by schedlink) and how many, and whether
+ * the poller is the thread holding the only P (np__on_solo_p, asked once per poll). */
+typedef struct np_ready { np_g *list; int32_t n; bool here; } np_ready;
+
 /* A back end: a few thin functions over one OS facility. */
 typedef struct np_poller {
     const char *name;
@@ -40,7 +44,7 @@ typedef struct np_poller {
     void (*arm)(np_pd *pd, int mode); /* level-triggered back ends: wait for mode again */
     /* Wait up to delay ns (< 0: forever, 0: don't block); report readiness with
      * np__pd_ready. Returns the number of events. */
-    int (*poll)(int64_t delay, np_g **list);
+    int (*poll)(int64_t delay, np_ready *rd);
     void (*wake)(void);               /* interrupt a blocked poll */
     bool edge;                        /* edge-triggered (no arm needed) */
 } np_poller;
@@ -91,7 +95,7 @@ int np__pd_wait(np_pd *pd, int mode);
 void np__pd_set_deadline(np_pd *pd, int64_t d, int mode);
 /* Back ends: readiness for mode (PD_R|PD_W) on pd, whose event carried tag; hup when
  * the event says the peer hung up or errored. */
-void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_g **list);
+void np__pd_ready(np_pd *pd, uint32_t tag, int mode, bool hup, np_ready *rd);
 /* The peer hung up: a drained stream socket will see no further edge for EOF. */
 static inline bool np__pd_hup(np_pd *pd) { return atomic_load_explicit(&pd->hup, memory_order_acquire); }
 void np__pd_seterr(np_pd *pd, uint32_t tag);

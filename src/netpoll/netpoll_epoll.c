@@ -55,7 +55,7 @@ static void ep_close(int fd, np_pd *pd)
     epoll_ctl(ep_.ep, EPOLL_CTL_DEL, fd, &ev);
 }
 
-static NP_HOT int ep_poll(int64_t delay, np_g **list)
+static NP_HOT int ep_poll(int64_t delay, np_ready *rd)
 {
     int ms = delay < 0 ? -1 : delay == 0 ? 0 : delay >= 1000000000000LL ? 1000000000 : (int)((delay + 999999) / 1000000);
     struct epoll_event evs[128];
@@ -84,7 +84,7 @@ static NP_HOT int ep_poll(int64_t delay, np_g **list)
         if (e == EPOLLERR)
             np__pd_seterr(pd, tag);
         if (mode)
-            np__pd_ready(pd, tag, mode, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, list);
+            np__pd_ready(pd, tag, mode, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, rd);
     }
     return n;
 }

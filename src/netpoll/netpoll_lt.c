@@ -125,7 +125,7 @@ void np__lt_done(bool blocking)
     np_spin_unlock(&lt_.lock);
 }
 
-void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_g **list)
+void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_ready *rd)
 {
     np_spin_lock(&lt_.lock);
     int i = (int)e->pd->user;
@@ -136,7 +136,7 @@ void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_g **list)
     np_spin_unlock(&lt_.lock);
     if (err)
         np__pd_seterr(e->pd, e->tag);
-    np__pd_ready(e->pd, e->tag, mode, err, list);
+    np__pd_ready(e->pd, e->tag, mode, err, rd);
 }
 
 void np__lt_drain(void)

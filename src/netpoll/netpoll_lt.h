@@ -20,7 +20,7 @@ void np__lt_arm(np_pd *pd, int mode);
 int np__lt_snapshot(np_lt_ent **out, bool blocking);
 void np__lt_done(bool blocking);
 /* Report what fired for entry e of a snapshot (mode PD_R|PD_W, err: error only). */
-void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_g **list);
+void np__lt_fired(const np_lt_ent *e, int mode, bool err, np_ready *rd);
 /* Drain the wake-up descriptor (entry 0 fired in a blocking poll). */
 void np__lt_drain(void);
 void np__lt_wake(void);

@@ -3,7 +3,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
-static int pl_poll(int64_t delay, np_g **list)
+static int pl_poll(int64_t delay, np_ready *rd)
 {
     np_lt_ent *e;
     bool blocking = delay != 0;
@@ -37,7 +37,7 @@ static int pl_poll(int64_t delay, np_g **list)
             mode |= PD_R;
         if (re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL))
             mode |= PD_W;
-        np__lt_fired(&e[i], mode, (re & (POLLERR | POLLIN | POLLOUT)) == POLLERR, list);
+        np__lt_fired(&e[i], mode, (re & (POLLERR | POLLIN | POLLOUT)) == POLLERR, rd);
     }
     free(pf);
     free(e);

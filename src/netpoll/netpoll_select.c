@@ -13,7 +13,7 @@ static int sl_open(int fd, np_pd *pd)
     return np__lt_open(fd, pd);
 }
 
-static int sl_poll(int64_t delay, np_g **list)
+static int sl_poll(int64_t delay, np_ready *rd)
 {
     np_lt_ent *e;
     bool blocking = delay != 0;
@@ -49,7 +49,7 @@ static int sl_poll(int64_t delay, np_g **list)
     if (r < 0 && errno == EBADF) {
         /* a descriptor was closed under us: report every waiter, they retry */
         for (int i = 1; i < n; i++)
-            np__lt_fired(&e[i], e[i].mode, false, list);
+            np__lt_fired(&e[i], e[i].mode, false, rd);
         free(e);
         return n - 1;
     }
@@ -64,7 +64,7 @@ static int sl_poll(int64_t delay, np_g **list)
                 np__lt_drain();
             continue;
         }
-        np__lt_fired(&e[i], mode ? mode : e[i].mode, false, list);
+        np__lt_fired(&e[i], mode ? mode : e[i].mode, false, rd);
     }
     free(e);
     return fired;

@@ -27,11 +27,7 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 np_sched np__sched;
-#if defined(__x86_64__)
 _Thread_local np_m *np__tls_m __attribute__((tls_model(NP_TLS_MODEL)));
-#else
-_Thread_local np_m *np__tls_m __attribute__((tls_model("initial-exec")));
-#endif
 
 #if !defined(__x86_64__)
 __attribute__((noinline)) np_m *np__getm(void) { return np__tls_m; }

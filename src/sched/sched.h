@@ -213,15 +213,15 @@ static inline void np__count(_Atomic uint64_t *c)
  * resume on another thread: after a park, code uses g->m, never a TLS value read
  * before it. On x86_64 the TLS slot is addressed through %fs on every access, so an
  * inline read is safe; elsewhere the read stays behind a call. */
-#if defined(__x86_64__)
-/* libnp.a is linked into programs: the slot is at a fixed offset from %fs (local-exec,
- * no GOT load on every fd call). Build with -DNP_SHARED_OBJECT to put it in a shared
- * object instead (initial-exec). */
+/* libnp.a is linked into programs: the slot is at a fixed offset from the thread
+ * pointer (local-exec, no GOT load on every fd call). Build with -DNP_SHARED_OBJECT to
+ * put it in a shared object instead (initial-exec). */
 #ifdef NP_SHARED_OBJECT
 #define NP_TLS_MODEL "initial-exec"
 #else
 #define NP_TLS_MODEL "local-exec"
 #endif
+#if defined(__x86_64__)
 extern _Thread_local np_m *np__tls_m __attribute__((tls_model(NP_TLS_MODEL)));
 static inline np_m *np__getm(void) { return np__tls_m; }
 #else
