@@ -6,9 +6,11 @@
  *     T_MAIN(cases)
  *
  * Without arguments the binary runs every case in a child process of its own (killed
- * by alarm() after a timeout) and prints "ok   file:case" or "FAIL file:case (why)",
- * then "N passed, N failed"; it exits non-zero if anything failed. With a case name as
- * argument it runs that case alone, in-process (for gdb); "-l" lists the cases.
+ * by alarm() after a timeout) and prints "ok   file:case", "FAIL file:case (why)" or
+ * "skip file:case (why)", then "N passed, N failed, N skipped"; it exits non-zero if
+ * anything failed. A case that cannot run here says so with T_SKIP("why"), which ends
+ * it; it counts as skipped, never as passed. With a case name as argument it runs that
+ * case alone, in-process (for gdb); "-l" lists the cases.
  *
  * Environment: NP_TEST_SCALE (default 1) divides the big iteration counts (t_scaled)
  * and, when above 1, triples the per-case timeout (slow builds: TSan, qemu); NP_TEST_TIMEOUT sets
@@ -84,6 +86,19 @@ static inline int t_errno(void) { return T_ERRNO; }
                      t_r_, t_e_, strerror(t_e_), #err);                                  \
             t_fail(__FILE__, __LINE__, #call " fails with " #err, t_d_);                 \
         }                                                                                \
+    } while (0)
+
+/* The exit status of a case that skipped itself (automake's convention). */
+#define T_SKIP_STATUS 77
+
+/* End the case as skipped, with a reason (a printf format): it cannot run here. */
+#define T_SKIP(...)                                                                      \
+    do {                                                                                 \
+        printf("    skipped: ");                                                         \
+        printf(__VA_ARGS__);                                                             \
+        printf("\n");                                                                    \
+        fflush(stdout);                                                                  \
+        _exit(T_SKIP_STATUS);                                                            \
     } while (0)
 
 /* Fail with a formatted message. */
@@ -168,6 +183,7 @@ static void t_on_kill(int sig)
     raise(sig);
 }
 
+/* Run one case in a child; 1 passed, 0 failed, -1 skipped. */
 static int t_run_one(const t_case *c, unsigned timeout)
 {
     fflush(stdout);
@@ -209,6 +225,10 @@ static int t_run_one(const t_case *c, unsigned timeout)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         printf("ok   %s:%s (%.2fs)\n", t_file, c->name, dt);
         return 1;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == T_SKIP_STATUS) {
+        printf("skip %s:%s (%.2fs)\n", t_file, c->name, dt);
+        return -1;
     }
     char why[64];
     if (WIFEXITED(st))
@@ -259,14 +279,17 @@ static int t_main(int argc, char **argv, const t_case *cases, const char *file)
     signal(SIGTERM, t_on_kill);
     signal(SIGINT, t_on_kill);
     signal(SIGHUP, t_on_kill);
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (const t_case *c = cases; c->name; c++) {
-        if (t_run_one(c, timeout))
+        int r = t_run_one(c, timeout);
+        if (r > 0)
             passed++;
+        else if (r < 0)
+            skipped++;
         else
             failed++;
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
 
