@@ -10,7 +10,8 @@
  * "skip file:case (why)", then "N passed, N failed, N skipped"; it exits non-zero if
  * anything failed. A case that cannot run here says so with T_SKIP("why"), which ends
  * it; it counts as skipped, never as passed. With a case name as argument it runs that
- * case alone, in-process (for gdb); "-l" lists the cases.
+ * case alone, in-process (for gdb); "-l" lists the cases; "-r CASE..." runs just the
+ * named cases as the full run does (each in a child, with its timeout; make mutate).
  *
  * Environment: NP_TEST_SCALE (default 1) divides the big iteration counts (t_scaled)
  * and, when above 1, triples the per-case timeout (slow builds: TSan, qemu); NP_TEST_TIMEOUT sets
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +260,18 @@ static int t_main(int argc, char **argv, const t_case *cases, const char *file)
             printf("%s\n", c->name);
         return 0;
     }
-    if (argc > 1) {
+    bool some = argc > 1 && strcmp(argv[1], "-r") == 0;
+    if (some) {
+        for (int i = 2; i < argc; i++) {
+            const t_case *c = cases;
+            while (c->name && strcmp(c->name, argv[i]) != 0)
+                c++;
+            if (!c->name) {
+                fprintf(stderr, "%s: no case %s (-l lists them)\n", argv[0], argv[i]);
+                return 2;
+            }
+        }
+    } else if (argc > 1) {
         for (const t_case *c = cases; c->name; c++)
             if (strcmp(c->name, argv[1]) == 0) {
                 t_name = c->name;
@@ -281,6 +294,13 @@ static int t_main(int argc, char **argv, const t_case *cases, const char *file)
     signal(SIGHUP, t_on_kill);
     int passed = 0, failed = 0, skipped = 0;
     for (const t_case *c = cases; c->name; c++) {
+        if (some) {
+            int i = 2;
+            while (i < argc && strcmp(argv[i], c->name) != 0)
+                i++;
+            if (i == argc)
+                continue;
+        }
         int r = t_run_one(c, timeout);
         if (r > 0)
             passed++;
