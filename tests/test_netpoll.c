@@ -5,6 +5,7 @@
 #include "netpoll/netpoll.h"
 #include "sched/poll.h"
 #include "netpoll/netpoll_lt.h"
+#include "fd/fd.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,14 +22,24 @@ static void sockpair(int sv[2])
     CHECK_EQ(np_fd_open(sv[1]), 0);
 }
 
-/* Yield until a coroutine is parked in the poller (waiting on the event itself). */
-static void wait_parked(void)
+/* Yield until at least n coroutines wait for reason (NP_WAIT_IO: parked in the poller),
+ * by the runtime's own count: the event itself, not a guess at how long it takes. */
+static void wait_waiting(int reason, int n)
 {
-    int64_t until = np_now() + 10000 * MS;
-    while (!np__netpoll_waiters() && np_now() < until)
+    int64_t until = np_now() + 10000 * MS * t_scale_v();
+    np_stats st;
+    for (;;) {
+        CHECK_EQ(np_stats_get(&st), 0);
+        if (st.waiting_by[reason] >= n)
+            return;
+        if (np_now() > until)
+            FAILF("%lld coroutines wait for reason %d after 10 s, want %d",
+                  (long long)st.waiting_by[reason], reason, n);
         np_yield();
-    CHECK(np__netpoll_waiters());
+    }
 }
+
+static void wait_parked(int n) { wait_waiting(NP_WAIT_IO, n); }
 
 /* ---- readiness race stress ---------------------------------------------------------- */
 
@@ -117,7 +128,8 @@ static void close_main(void *arg)
     np_go(blocked_reader, (void *)(intptr_t)p[0]);
     np_go(blocked_reader, (void *)(intptr_t)p[0]); /* a second one queued behind it */
     np_go(blocked_writer, (void *)(intptr_t)q[1]);
-    wait_parked();
+    wait_parked(2);                 /* the first reader and the writer */
+    wait_waiting(NP_WAIT_MUTEX, 1); /* the second reader, for its turn */
     int64_t t = np_now();
     CHECK_EQ(np_close(p[0]), 0);
     CHECK_EQ(np_close(q[1]), 0);
@@ -202,7 +214,9 @@ static int64_t start_parked_reader(int64_t slack)
         np_go(dl_reader, NULL);
         int64_t res[3], until = np_now() + 10000 * MS;
         for (;;) {
-            if (np__netpoll_waiters())
+            np_stats st;
+            CHECK_EQ(np_stats_get(&st), 0);
+            if (st.waiting_by[NP_WAIT_IO] >= 1)
                 return slack;
             if (np_chan_tryrecv(dl_ch, res) == 1) { /* too late: it timed out unparked */
                 CHECK_EQ(res[1], ETIMEDOUT);
@@ -245,7 +259,7 @@ static void dl_change_main(void *arg)
     /* shortened into the past while blocked: fails at once */
     CHECK_EQ(np_set_read_deadline(dl_fd, np_now() + 10000 * MS), 0);
     np_go(dl_reader, NULL);
-    wait_parked();
+    wait_parked(1);
     CHECK_EQ(np_set_read_deadline(dl_fd, np_now() - 1), 0);
     CHECK_EQ(np_chan_recv(dl_ch, res), 1);
     CHECK_EQ(res[1], ETIMEDOUT);
@@ -657,35 +671,48 @@ static void t_regular_files_and_bad_use(void)
 
 static np_chan *wr_done;
 
-/* Wait, then read: what was written after the wait began is there, whole. */
+/* What a waiter saw: the wait's result and errno, then the read's count and data. */
+typedef struct wr_res { long r, err, n; char b[16]; } wr_res;
+
+/* Wait, then read (only if the wait succeeded): what was written after the wait began
+ * is there, whole. */
 static void wr_waiter(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    long r = np_wait_readable(fd);
-    char b[16] = {0};
-    long n = r == 0 ? (long)np_read(fd, b, sizeof b) : -1;
-    long res = r == 0 && n == 5 && memcmp(b, "hello", 5) == 0;
-    np_chan_send(wr_done, &res);
+    wr_res x = {0};
+    x.r = np_wait_readable(fd);
+    x.err = x.r ? t_errno() : 0;
+    x.n = x.r == 0 ? (long)np_read(fd, x.b, sizeof x.b) : -2;
+    np_chan_send(wr_done, &x);
+}
+
+/* Receive a waiter's result and check it against the expected one. */
+static void wr_expect(long r, long err, long n, const char *data)
+{
+    wr_res x;
+    CHECK_EQ(np_chan_recv(wr_done, &x), 1);
+    CHECK_EQ(x.r, r);
+    CHECK_EQ(x.err, err);
+    CHECK_EQ(x.n, n);
+    if (data)
+        CHECK(memcmp(x.b, data, (size_t)n) == 0);
 }
 
 static void wait_readable_main(void *arg)
 {
     int sv[2];
     sockpair(sv);
-    wr_done = np_chan_new(sizeof(long), 1);
-    long res;
+    wr_done = np_chan_new(sizeof(wr_res), 1);
     /* 1: nothing there yet (never read: the level is checked, then the edge) */
     np_go(wr_waiter, (void *)(intptr_t)sv[0]);
-    wait_parked();
+    wait_parked(1);
     CHECK_EQ(np_write(sv[1], "hello", 5), 5);
-    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
-    CHECK_EQ(res, 1);
+    wr_expect(0, 0, 5, "hello");
     /* 2: after that short read the edge alone tells: it must not be lost */
     np_go(wr_waiter, (void *)(intptr_t)sv[0]);
-    wait_parked();
+    wait_parked(1);
     CHECK_EQ(np_write(sv[1], "hello", 5), 5);
-    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
-    CHECK_EQ(res, 1);
+    wr_expect(0, 0, 5, "hello");
     /* 3: data already there, after a short read: no wait at all */
     CHECK_EQ(np_write(sv[1], "hello", 5), 5);
     char b[8];
@@ -699,10 +726,9 @@ static void wait_readable_main(void *arg)
     CHECK_EQ(np_read(sv[0], b, 8), 1);
     /* 4: end of file counts as readable; the read then reports it */
     np_go(wr_waiter, (void *)(intptr_t)sv[0]);
-    wait_parked();
+    wait_parked(1);
     shutdown(sv[1], SHUT_WR);
-    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
-    CHECK_EQ(res, 0);
+    wr_expect(0, 0, 0, NULL); /* ready, and the read says end of file */
     CHECK_EQ(np_wait_readable(sv[0]), 0);
     CHECK_EQ(np_read(sv[0], b, 8), 0);
     np_close(sv[0]);
@@ -715,10 +741,9 @@ static void wait_readable_main(void *arg)
     CHECK(np_now() - t0 >= 20 * MS);
     CHECK_EQ(np_set_read_deadline(sv[0], 0), 0);
     np_go(wr_waiter, (void *)(intptr_t)sv[0]);
-    wait_parked();
+    wait_parked(1);
     CHECK_EQ(np_close(sv[0]), 0);
-    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
-    CHECK_EQ(res, 0);
+    wr_expect(-1, EBADF, -2, NULL); /* the close woke it with EBADF */
     CHECK_ERR(np_wait_readable(sv[0]), EBADF);
     CHECK_ERR(np_wait_writable(sv[0]), EBADF);
     np_close(sv[1]);
@@ -730,15 +755,18 @@ static void t_wait_readable(void) { T_RUN(wait_readable_main, NULL); }
 static void ww_waiter(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    long res = np_wait_writable(fd) == 0 && write(fd, "y", 1) == 1;
-    np_chan_send(wr_done, &res);
+    wr_res x = {0};
+    x.r = np_wait_writable(fd);
+    x.err = x.r ? t_errno() : 0;
+    x.n = x.r == 0 ? (long)write(fd, "y", 1) : -2;
+    np_chan_send(wr_done, &x);
 }
 
 static void wait_writable_main(void *arg)
 {
     int sv[2];
     sockpair(sv);
-    wr_done = np_chan_new(sizeof(long), 1);
+    wr_done = np_chan_new(sizeof(wr_res), 1);
     CHECK_EQ(np_wait_writable(sv[0]), 0); /* room at once */
     /* fill it up: the waiter parks until the peer drains some */
     static char blk[4096];
@@ -748,17 +776,15 @@ static void wait_writable_main(void *arg)
         filled += w;
     CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
     np_go(ww_waiter, (void *)(intptr_t)sv[0]);
-    wait_parked();
+    wait_parked(1);
     char b[4096];
     long got = 0;
-    long res = 0;
     while (got < filled) {
         ssize_t r = np_read(sv[1], b, sizeof b);
         CHECK(r > 0);
         got += r;
     }
-    CHECK_EQ(np_chan_recv(wr_done, &res), 1);
-    CHECK_EQ(res, 1);
+    wr_expect(0, 0, 1, NULL);
     CHECK_EQ(np_read(sv[1], b, sizeof b), 1);
     CHECK_EQ(np_close(sv[0]), 0);
     CHECK_EQ(np_close(sv[1]), 0);
@@ -842,7 +868,7 @@ static void lt_stale_main(void *arg)
     lt_done = np_chan_new(sizeof(long), 1);
     CHECK_EQ(np_set_read_deadline(nv[0], np_now() + 5000 * MS), 0);
     np_go(lt_reader, (void *)(intptr_t)nv[0]);
-    wait_parked();
+    wait_parked(1);
     np_ready rd = {NULL, 0, true};
     np__lt_fired(&snap[at], PD_R, false, &rd); /* the late report */
     free(snap);
@@ -860,9 +886,276 @@ static void t_lt_stale_report_keeps_new_interest(void)
 {
     const char *be = getenv("NP_POLLER");
     if (!be || (strcmp(be, "poll") && strcmp(be, "select")))
-        return; /* the registry belongs to the level-triggered back ends */
+        T_SKIP("the registry belongs to the level-triggered back ends (epoll: "
+               "t_stale_event_for_recycled_descriptor)");
     t_procs(1);
     T_RUN(lt_stale_main, NULL);
+}
+
+/* ---- a deadline timer that fires after its deadline changed -------------------------------- */
+
+/* Another P may pop a deadline timer from its heap just before the deadline is changed
+ * (np_timer_del then finds nothing to remove): the callback runs late, with the seq it
+ * was armed with, and must do nothing. Here the late call is made by hand, exactly as
+ * that P would make it. */
+static void stale_timer_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    np_pd *pd = np__fd_pd(sv[0]);
+    CHECK(pd != NULL);
+    CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 3600 * 1000 * MS), 0);
+    CHECK(pd->rt_set);
+    np_timer late = pd->rt; /* what the popping P holds: f, arg, seq */
+    CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 7200 * 1000 * MS), 0); /* moved */
+    CHECK(pd->rseq != late.seq);
+    late.f(late.arg, late.seq); /* the stale callback */
+    CHECK(atomic_load(&pd->rd) > 0); /* the new deadline stands */
+    char c;
+    CHECK_EQ(np_write(sv[1], "k", 1), 1);
+    CHECK_EQ(np_read(sv[0], &c, 1), 1); /* data, not ETIMEDOUT */
+    /* the same for a combined read+write deadline and a write deadline */
+    CHECK_EQ(np_set_deadline(sv[0], np_now() + 3600 * 1000 * MS), 0);
+    late = pd->rt;
+    CHECK_EQ(np_set_deadline(sv[0], 0), 0); /* cleared */
+    late.f(late.arg, late.seq);
+    CHECK_EQ(np_set_write_deadline(sv[0], np_now() + 3600 * 1000 * MS), 0);
+    CHECK(pd->wt_set);
+    late = pd->wt;
+    CHECK_EQ(np_set_write_deadline(sv[0], np_now() + 7200 * 1000 * MS), 0);
+    late.f(late.arg, late.seq);
+    CHECK(atomic_load(&pd->wd) > 0);
+    CHECK_EQ(np_write(sv[0], "w", 1), 1); /* not ETIMEDOUT */
+    CHECK_EQ(np_write(sv[1], "k", 1), 1);
+    CHECK_EQ(np_read(sv[0], &c, 1), 1);
+    CHECK_EQ(np_close(sv[0]), 0);
+    CHECK_EQ(np_close(sv[1]), 0);
+}
+
+static void t_stale_deadline_timer_does_nothing(void)
+{
+    t_procs(1);
+    T_RUN(stale_timer_main, NULL);
+}
+
+/* ---- EINTR is retried, never returned --------------------------------------------------------- */
+
+/* An operation interrupted by a signal (EINTR) is tried again, both on a polled
+ * descriptor and on a regular file (through np_blocking). The interruption is planted
+ * by the operation itself: its first call fails with EINTR, then it reads. */
+typedef struct eintr_op { int calls; char *buf; size_t len; } eintr_op;
+
+static ssize_t eintr_read(int fd, void *arg)
+{
+    eintr_op *x = arg;
+    if (x->calls++ < 2) {
+        errno = EINTR;
+        return -1;
+    }
+    return read(fd, x->buf, x->len);
+}
+
+static void eintr_main(void *arg)
+{
+    char b[16] = {0};
+    /* a socket (the poller's path), data already there */
+    int sv[2];
+    sockpair(sv);
+    CHECK_EQ(write(sv[1], "abc", 3), 3);
+    eintr_op x = {0, b, sizeof b};
+    CHECK_EQ(np__fd_io(sv[0], PD_R, eintr_read, &x), 3);
+    CHECK_EQ(x.calls, 3);
+    CHECK(memcmp(b, "abc", 3) == 0);
+    np_close(sv[0]);
+    np_close(sv[1]);
+    /* a regular file (np_blocking's path) */
+    char path[] = "/tmp/np-test-XXXXXX";
+    int f = mkstemp(path);
+    CHECK(f >= 0);
+    unlink(path);
+    CHECK_EQ(write(f, "file", 4), 4);
+    CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+    CHECK_EQ(np_fd_open(f), 0);
+    x = (eintr_op){0, b, sizeof b};
+    CHECK_EQ(np__fd_io(f, PD_R, eintr_read, &x), 4);
+    CHECK_EQ(x.calls, 3);
+    CHECK(memcmp(b, "file", 4) == 0);
+    np_close(f);
+}
+
+static void t_eintr_is_retried(void)
+{
+    t_procs(1);
+    T_RUN(eintr_main, NULL);
+}
+
+/* ---- the park/notify race: a wake-up between "about to wait" and "parked" ------------------ */
+
+/* The reader moves rg from 0 to PD_WAIT, then parks; the commit moves PD_WAIT to the
+ * coroutine by CAS, which fails (and the reader runs on) if a waker came in between. A
+ * plain store there would park the reader with nobody left to wake it. A second P
+ * watches rg and fails the wait (a deadline in the past) the moment it sees PD_WAIT,
+ * which lands in that window again and again; each round must end at once. */
+static _Atomic long cw_round, cw_done;
+static atomic_long cw_hits;
+static int cw_fd;
+static long cw_rounds;
+
+static void cw_reader(void *arg)
+{
+    char c;
+    for (long i = 1; i <= cw_rounds; i++) {
+        CHECK_EQ(np_set_read_deadline(cw_fd, 0), 0);
+        atomic_store(&cw_round, i);
+        CHECK_ERR(np_read(cw_fd, &c, 1), ETIMEDOUT); /* nothing is ever sent */
+        atomic_store(&cw_done, i);
+    }
+}
+
+static void cw_waker(void *arg)
+{
+    np_pd *pd = np__fd_pd(cw_fd);
+    CHECK(pd != NULL);
+    for (long i = 1; i <= cw_rounds; i++) {
+        long spins = 0;
+        while (atomic_load(&cw_round) != i)
+            if (++spins % 4096 == 0)
+                np_yield(); /* (the reader may share this P) */
+        uintptr_t v;
+        spins = 0;
+        while ((v = atomic_load(&pd->rg)) == 0 || v == PD_READY)
+            if (++spins % 4096 == 0)
+                np_yield();
+        if (v == PD_WAIT)
+            atomic_fetch_add(&cw_hits, 1); /* between the reader's CAS and its commit */
+        CHECK_EQ(np_set_read_deadline(cw_fd, np_now() - 1), 0);
+        int64_t until = np_now() + 5000 * MS * t_scale_v();
+        while (atomic_load(&cw_done) != i) {
+            if (np_now() > until)
+                FAILF("round %ld: the reader, failed while parking (rg was %s), never woke: "
+                      "a lost wake-up", i, v == PD_WAIT ? "PD_WAIT" : "the coroutine");
+            np_yield();
+        }
+    }
+}
+
+static void commit_race_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    cw_fd = sv[0];
+    cw_rounds = t_scaled(20000);
+    np_go(cw_reader, NULL);
+    cw_waker(NULL);
+    np_close(sv[0]);
+    np_close(sv[1]);
+}
+
+static void t_wakeup_while_parking_not_lost(void)
+{
+    t_procs(2);
+    T_RUN(commit_race_main, NULL);
+    printf("    %ld of %ld wake-ups landed between the reader's CAS and its commit\n",
+           atomic_load(&cw_hits), cw_rounds);
+}
+
+/* ---- a late event for an earlier life of a poll descriptor ----------------------------------- */
+
+/* Poll descriptors are recycled: a report the back end made for a descriptor that has
+ * since been closed (and its pd given to a new one) carries the old fdseq tag and must
+ * change nothing: no readiness mark, no hang-up, no error. Every back end reports
+ * through np__pd_ready/np__pd_seterr, so the report is made by hand. */
+static void stale_event_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    np_pd *pd = np__fd_pd(sv[0]);
+    CHECK(pd != NULL);
+    uint32_t old = atomic_load(&pd->fdseq);
+    CHECK_EQ(np_close(sv[0]), 0);
+    CHECK_EQ(np_close(sv[1]), 0);
+    int nv[2];
+    sockpair(nv); /* the cache hands out the same poll descriptor */
+    CHECK(np__fd_pd(nv[0]) == pd || np__fd_pd(nv[1]) == pd);
+    int fd = np__fd_pd(nv[0]) == pd ? nv[0] : nv[1], peer = fd == nv[0] ? nv[1] : nv[0];
+    CHECK(atomic_load(&pd->fdseq) != old);
+    np_ready rd = {NULL, 0, np__on_solo_p()};
+    np__pd_ready(pd, old, PD_R | PD_W, true, &rd); /* readable, writable, hung up */
+    np__pd_seterr(pd, old);
+    CHECK(rd.list == NULL);
+    CHECK_EQ(atomic_load(&pd->rg), 0);
+    CHECK_EQ(atomic_load(&pd->wg), 0);
+    CHECK(!np__pd_hup(pd));
+    CHECK(!atomic_load(&pd->everr));
+    /* and the new descriptor works: a read waits for its own data */
+    char c;
+    CHECK_EQ(np_set_read_deadline(fd, np_now() + 20 * MS), 0);
+    CHECK_ERR(np_read(fd, &c, 1), ETIMEDOUT);
+    CHECK_EQ(np_set_read_deadline(fd, 0), 0);
+    CHECK_EQ(np_write(peer, "n", 1), 1);
+    CHECK_EQ(np_read(fd, &c, 1), 1);
+    CHECK_EQ(c, 'n');
+    /* a report with the current tag does act (the check above is not vacuous) */
+    np__pd_ready(pd, atomic_load(&pd->fdseq), PD_R, false, &rd);
+    CHECK_EQ(atomic_load(&pd->rg), PD_READY);
+    np_close(nv[0]);
+    np_close(nv[1]);
+}
+
+static void t_stale_event_for_recycled_descriptor(void)
+{
+    t_procs(1);
+    T_RUN(stale_event_main, NULL);
+}
+
+/* ---- np_close waits for the operations in flight ------------------------------------------------ */
+
+/* np_close returns only once every operation on the descriptor has left (else the number,
+ * closed under it, could be reused while it still runs): with one P, a reader woken by
+ * the close has finished its np_read by the time np_close returns. */
+static atomic_int cl_left;
+static long cl_r, cl_err;
+
+static void cl_reader(void *arg)
+{
+    char c;
+    cl_r = np_read((int)(intptr_t)arg, &c, 1);
+    cl_err = t_errno();
+    atomic_store(&cl_left, 1);
+}
+
+static void close_waits_main(void *arg)
+{
+    int sv[2];
+    sockpair(sv);
+    int peer = -1;
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&cl_left, 0);
+        np_go(cl_reader, (void *)(intptr_t)sv[0]);
+        wait_parked(1);
+        CHECK_EQ(np_close(sv[0]), 0);
+        CHECK_EQ(atomic_load(&cl_left), 1);
+        CHECK_EQ(cl_r, -1);
+        CHECK_EQ(cl_err, EBADF);
+        if (round == 0) { /* the number, free now, registered anew */
+            int nv[2];
+            CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, nv), 0);
+            if (nv[0] != sv[0]) {
+                CHECK_EQ(dup2(nv[0], sv[0]), sv[0]);
+                close(nv[0]);
+            }
+            peer = nv[1];
+            CHECK_EQ(np_fd_open(sv[0]), 0);
+        }
+    }
+    close(peer);
+    np_close(sv[1]);
+}
+
+static void t_close_waits_for_operations_in_flight(void)
+{
+    t_procs(1);
+    T_RUN(close_waits_main, NULL);
 }
 
 static const t_case cases[] = {
@@ -881,6 +1174,11 @@ static const t_case cases[] = {
     T(t_wait_writable),
     T(t_lt_stale_report_keeps_new_interest),
     T(t_socket_reads_are_recv_writes_never_signal),
+    T(t_stale_deadline_timer_does_nothing),
+    T(t_eintr_is_retried),
+    T(t_wakeup_while_parking_not_lost),
+    T(t_stale_event_for_recycled_descriptor),
+    T(t_close_waits_for_operations_in_flight),
     {0},
 };
 T_MAIN(cases)

@@ -451,6 +451,64 @@ static void t_fair_chain_vs_timer_1p(void)
         FAILF("a 1 ms sleeper did not wake while two coroutines ping-ponged");
 }
 
+/* A coroutine back from np_blocking whose P was handed off meanwhile goes to the global
+ * queue: it must still run while two coroutines keep the P's own queue busy (the P
+ * looks at the global queue every 61st switch, as Go's schedule() does). */
+static int gq_pipe[2];
+static atomic_int gq_requeued; /* the blocking call returned: the coroutine is queued */
+
+static void *gq_wait_for_handoff(void *arg)
+{
+    char c;
+    /* the yielders write once they have run while this call holds no P: the P was
+     * handed off, so this coroutine comes back without one */
+    CHECK_EQ(read(gq_pipe[0], &c, 1), 1);
+    atomic_store(&gq_requeued, 1);
+    return NULL;
+}
+
+static void gq_blocker(void *arg)
+{
+    np_blocking(gq_wait_for_handoff, NULL);
+    atomic_store(&flag, 1);
+    np_wg_done(&finished);
+}
+
+static void gq_yielder(void *arg)
+{
+    int64_t deadline = starve_deadline();
+    long n = 0;
+    while (!atomic_load(&flag) && !waited_too_long(deadline)) {
+        if (++n == 1000 && arg)
+            CHECK_EQ(write(gq_pipe[1], "x", 1), 1);
+        np_yield();
+    }
+    np_wg_done(&finished);
+}
+
+static void global_queue_main(void *arg)
+{
+    atomic_store(&flag, 0);
+    CHECK_EQ(pipe(gq_pipe), 0);
+    np_wg_add(&finished, 3);
+    np_go(gq_blocker, NULL);
+    np_go(gq_yielder, (void *)1);
+    np_go(gq_yielder, NULL);
+    np_wg_wait(&finished);
+    close(gq_pipe[0]);
+    close(gq_pipe[1]);
+}
+
+static void t_fair_global_queue_vs_yielders_1p(void)
+{
+    t_procs(1);
+    T_RUN(global_queue_main, NULL);
+    CHECK(atomic_load(&gq_requeued));
+    if (atomic_load(&starved))
+        FAILF("a coroutine back from np_blocking starved in the global queue while two "
+              "coroutines kept yielding");
+}
+
 /* Many coroutines yielding round-robin all make progress. While they fit in the P's
  * ring the order is strict: none runs twice as often as another. Beyond it some wait
  * in the global queue, but none is starved. */
@@ -529,6 +587,7 @@ static const t_case cases[] = {
     T(t_fair_yield_vs_timer_1p),
     T(t_fair_yield_vs_timer_2p),
     T(t_fair_chain_vs_timer_1p),
+    T(t_fair_global_queue_vs_yielders_1p),
     {0},
 };
 

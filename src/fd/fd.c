@@ -361,6 +361,12 @@ ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg)
 
 ssize_t np__ret(ssize_t r) { return ret(r); }
 
+np_pd *np__fd_pd(int fd)
+{
+    np_fdent *e = ent(fd);
+    return e && (atomic_load(&e->state) & OPEN) ? e->pd : NULL;
+}
+
 /* After a short read on a stream socket the next edge alone tells that there is more:
  * wait for it rather than ask the kernel (see read_loop). */
 static inline bool edge_only(np_fdent *e) { return e->drained && !np__pd_hup(e->pd); }

@@ -12,5 +12,8 @@ ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg);
  * readers' or writers' turn. 0 or -errno (np_wait_readable/np_wait_writable). */
 int np__fd_wait(int fd, int mode);
 ssize_t np__ret(ssize_t r);
+/* The poll descriptor of a registered fd, NULL if it has none or is not open (for
+ * tests that look at the netpoller's state; no reference is taken). */
+np_pd *np__fd_pd(int fd);
 
 #endif
