@@ -49,7 +49,7 @@ BENCH := $(B)/bin/np-bench-runtime
 EXAMPLES := $(B)/bin/np-echo $(B)/bin/np-telnet $(B)/bin/np-chat $(B)/bin/np-netlog
 HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all lib tests bench-bin examples run test bench clean
+.PHONY: all lib tests bench-bin examples run test bench mutate clean
 all: lib tests bench-bin examples
 examples: $(EXAMPLES)
 lib: $(B)/libnp.a
@@ -87,6 +87,11 @@ test:
 
 bench: all
 	bash bench/run.sh
+
+# Plant each bug of tests/mutants/ in a scratch copy and run the tests that must catch
+# it: prints killed or SURVIVED per bug (tests/mutate.sh).
+mutate:
+	bash tests/mutate.sh
 
 clean:
 	rm -rf build
