@@ -529,7 +529,15 @@ static void sel_timeout_main(void *arg)
     t0 = np_now();
     CHECK_ERR(np_select(NULL, 0, 3000000), ETIMEDOUT);
     CHECK(np_now() - t0 >= 3000000);
-    np_chan_free(a);
+    /* two cases, neither ever ready (a send nobody takes): times out as well */
+    np_chan *b = np_chan_new(sizeof(int), 0);
+    int out = 1;
+    np_case two[2] = {{a, NP_RECV, &v, 0}, {b, NP_SEND, &out, 0}};
+    t0 = np_now();
+    CHECK_ERR(np_select(two, 2, 3000000), ETIMEDOUT);
+    CHECK(np_now() - t0 >= 3000000);
+    CHECK_EQ(np_chan_free(b), 0); /* its cases were withdrawn */
+    CHECK_EQ(np_chan_free(a), 0);
 }
 
 static void t_select_timeout_not_early(void)
