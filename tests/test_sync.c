@@ -85,9 +85,9 @@ static void tight_locker(void *arg)
 {
     long n = (long)(intptr_t)arg;
     for (long i = 0; i < n; i++) {
-        np_mutex_lock(&mu);
+        CHECK_EQ(np_mutex_lock(&mu), 0);
         counter++;
-        np_mutex_unlock(&mu);
+        CHECK_EQ(np_mutex_unlock(&mu), 0);
     }
     np_wg_done(&wg);
 }
@@ -272,7 +272,7 @@ static void wg_main(void *arg)
         int n = 50 + round;
         atomic_store(&done_count, 0);
         CHECK_EQ(np_wg_add(&wg, n), 0);
-        np_wg_add(&all_waited, 8);
+        CHECK_EQ(np_wg_add(&all_waited, 8), 0);
         for (int i = 0; i < 8; i++)
             np_go(wg_waiter, (void *)(intptr_t)n);
         for (int i = 0; i < n; i++)
