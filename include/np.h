@@ -68,8 +68,12 @@ void *np_blocking(void *(*fn)(void *), void *arg);
 int np_procs(void);
 
 /* ---- channels -------------------------------------------------------------------- */
-/* Every channel operation must come from a coroutine (EPERM otherwise): with one P the
- * runtime serializes them without locks. */
+/* np_chan_new and np_chan_cap work from any thread. np_chan_free and np_chan_len work
+ * from a coroutine, or from any thread while no coroutine can be using the channel
+ * (before np_run, after it returned). Send, receive (np_chan_try* included), close and
+ * np_select must come from a coroutine; from any other thread they fail with EPERM and
+ * leave the channel as it was (with one P the runtime serializes them without locks).
+ * Bad arguments (a NULL channel, a NULL element to send) fail with EINVAL first. */
 
 typedef struct np_chan np_chan;
 

@@ -3,9 +3,30 @@
  * and stress: 10^6 messages between coroutines on two Ps with no value lost, none
  * duplicated and no wake-up lost (a lost one shows as a hang, caught by the timeout). */
 #include "t.h"
+#include <pthread.h>
 #include <stdatomic.h>
 
 static np_wg wg = NP_WG_INIT;
+
+/* Wait, yielding between looks, until exactly n coroutines are blocked for reason
+ * (NP_WAIT_CHAN_SEND, ...; np_stats_get's count): what a case waits on instead of
+ * sleeping. Bounded: FAILs after 10 s (30 s in slow builds). */
+static void wait_blocked(int reason, int64_t n)
+{
+    int64_t limit = 10LL * 1000000000 * (t_scale_v() > 1 ? 3 : 1);
+    int64_t t0 = np_now();
+    for (;;) {
+        np_stats s;
+        CHECK_EQ(np_stats_get(&s), 0);
+        if (s.waiting_by[reason] == n)
+            return;
+        if (np_now() - t0 > limit)
+            FAILF("%lld coroutines blocked for reason %d after %lld s, want %lld",
+                  (long long)s.waiting_by[reason], reason, (long long)(limit / 1000000000),
+                  (long long)n);
+        CHECK_EQ(np_yield(), 0);
+    }
+}
 
 /* ---- unbuffered --------------------------------------------------------------------------- */
 
@@ -16,8 +37,10 @@ static void unbuf_recv(void *arg)
     np_chan *c = arg;
     int v;
     for (int i = 0; i < 1000; i++) {
-        if (i % 7 == 0)
-            np_sleep(i % 3 ? 0 : 20000);
+        if (i % 21 == 0)
+            wait_blocked(NP_WAIT_CHAN_SEND, 1); /* the sender waits first */
+        else if (i % 7 == 0)
+            CHECK_EQ(np_yield(), 0);
         CHECK_EQ(np_chan_recv(c, &v), 1);
         CHECK_EQ(v, i);
         atomic_store(&received_upto, i);
@@ -55,11 +78,12 @@ static void t_unbuffered(void)
     T_RUN(unbuf_main, NULL);
 }
 
-/* Receiving first, then sending: the rendezvous works both ways round. */
+/* Receiving first, then sending: the rendezvous works both ways round. The sender
+ * sends once the receiver is blocked. */
 static void rdv_send_later(void *arg)
 {
     np_chan *c = arg;
-    np_sleep(2000000);
+    wait_blocked(NP_WAIT_CHAN_RECV, 1);
     long v = 77;
     CHECK_EQ(np_chan_send(c, &v), 0);
     np_wg_done(&wg);
@@ -68,20 +92,20 @@ static void rdv_send_later(void *arg)
 static void rdv_main(void *arg)
 {
     np_chan *c = np_chan_new(sizeof(long), 0);
-    int64_t t0 = np_now(); /* before the sender can start its sleep */
     np_wg_add(&wg, 1);
     np_go(rdv_send_later, c);
     long v = 0;
     CHECK_EQ(np_chan_recv(c, &v), 1);
-    CHECK(np_now() - t0 >= 2000000);
     CHECK_EQ(v, 77);
     np_wg_wait(&wg);
-    np_chan_free(c);
+    CHECK_EQ(np_chan_free(c), 0);
 }
 
 static void t_unbuffered_receiver_first(void)
 {
     t_procs(2);
+    T_RUN(rdv_main, NULL);
+    t_procs(1);
     T_RUN(rdv_main, NULL);
 }
 
@@ -149,14 +173,17 @@ static void bufblock_main(void *arg)
     np_go(bufblock_producer, c);
     for (int i = 0; i < 10000; i++) {
         int v;
-        if (i % 100 == 0)
-            np_sleep(10000); /* let the producer fill the buffer and block */
+        if (i % 100 == 0) { /* the producer fills the buffer and blocks */
+            wait_blocked(NP_WAIT_CHAN_SEND, 1);
+            CHECK_EQ(np_chan_len(c), 3);
+        }
         CHECK_EQ(np_chan_recv(c, &v), 1);
         CHECK_EQ(v, i);
         CHECK(np_chan_len(c) <= 3);
     }
     np_wg_wait(&wg);
-    np_chan_free(c);
+    CHECK_EQ(np_chan_len(c), 0);
+    CHECK_EQ(np_chan_free(c), 0);
 }
 
 static void t_buffered_blocking_fifo(void)
@@ -203,9 +230,8 @@ static void fifo_main(void *arg)
     np_wg_add(&wg, NW);
     for (int i = 0; i < NW; i++)
         np_go(fifo_sender, (void *)(intptr_t)i);
-    while (nwait < NW)
-        np_yield();
-    np_yield();
+    wait_blocked(NP_WAIT_CHAN_SEND, NW);
+    CHECK_EQ(nwait, NW);
     for (int i = 0; i < cap; i++) {
         int v;
         CHECK_EQ(np_chan_recv(fc, &v), 1);
@@ -222,13 +248,12 @@ static void fifo_main(void *arg)
     np_wg_add(&wg, NW);
     for (int i = 0; i < NW; i++)
         np_go(fifo_receiver, (void *)(intptr_t)i);
-    while (nwait < NW)
-        np_yield();
-    np_yield();
+    wait_blocked(NP_WAIT_CHAN_RECV, NW);
+    CHECK_EQ(nwait, NW);
     for (int i = 0; i < NW; i++)
         CHECK_EQ(np_chan_send(fc, &i), 0);
     np_wg_wait(&wg);
-    np_chan_free(fc);
+    CHECK_EQ(np_chan_free(fc), 0);
 }
 
 static void t_fifo_waiters_1p(void)
@@ -259,30 +284,16 @@ static void close_blocked_send(void *arg)
     np_wg_done(&wg);
 }
 
-static atomic_int nblocked;
-static void close_blocked_send_counted(void *arg)
-{
-    atomic_fetch_add(&nblocked, 1);
-    close_blocked_send(arg);
-}
-static void close_blocked_recv_counted(void *arg)
-{
-    atomic_fetch_add(&nblocked, 1);
-    close_blocked_recv(arg);
-}
-
 static void close_main(void *arg)
 {
     /* receivers blocked on an empty channel wake with 0 */
     np_chan *c = np_chan_new(sizeof(long), 0);
-    atomic_store(&nblocked, 0);
     np_wg_add(&wg, 10);
     for (int i = 0; i < 10; i++)
-        np_go(close_blocked_recv_counted, c);
-    while (atomic_load(&nblocked) < 10)
-        np_yield();
-    np_sleep(1000000); /* likely all blocked by now; the outcome is the same if not */
+        np_go(close_blocked_recv, c);
+    wait_blocked(NP_WAIT_CHAN_RECV, 10);
     CHECK_EQ(np_chan_close(c), 0);
+    wait_blocked(NP_WAIT_CHAN_RECV, 0); /* every one woken (not just some) */
     np_wg_wait(&wg);
     CHECK_ERR(np_chan_close(c), EPIPE); /* twice */
     long v = 1;
@@ -296,14 +307,12 @@ static void close_main(void *arg)
     c = np_chan_new(sizeof(long), 2);
     for (long i = 1; i <= 2; i++)
         CHECK_EQ(np_chan_send(c, &i), 0);
-    atomic_store(&nblocked, 0);
     np_wg_add(&wg, 5);
     for (int i = 0; i < 5; i++)
-        np_go(close_blocked_send_counted, c);
-    while (atomic_load(&nblocked) < 5)
-        np_yield();
-    np_sleep(1000000); /* likely all blocked by now; the outcome is the same if not */
+        np_go(close_blocked_send, c);
+    wait_blocked(NP_WAIT_CHAN_SEND, 5);
     CHECK_EQ(np_chan_close(c), 0);
+    wait_blocked(NP_WAIT_CHAN_SEND, 0);
     np_wg_wait(&wg);
     CHECK_EQ(np_chan_len(c), 2);
     CHECK_EQ(np_chan_recv(c, &v), 1);
@@ -325,25 +334,23 @@ static void t_close(void)
     T_RUN(close_main, NULL);
 }
 
-/* Freeing a channel on which a coroutine is blocked fails with EBUSY. (One P: the
- * child runs first, up to the point where it blocks.) */
+/* Freeing a channel on which a coroutine is blocked fails with EBUSY; once the close
+ * has woken it, freeing works. */
 static void busy_recv(void *arg)
 {
-    atomic_fetch_add(&nblocked, 1);
-    np_chan_recv(arg, NULL);
+    CHECK_EQ(np_chan_recv(arg, NULL), 0); /* woken by the close */
     np_wg_done(&wg);
 }
 
 static void free_busy_main(void *arg)
 {
     np_chan *c = np_chan_new(1, 0);
-    atomic_store(&nblocked, 0);
     np_wg_add(&wg, 1);
     np_go(busy_recv, c);
-    while (atomic_load(&nblocked) < 1)
-        np_yield();
+    wait_blocked(NP_WAIT_CHAN_RECV, 1);
     CHECK_ERR(np_chan_free(c), EBUSY);
-    np_chan_close(c);
+    CHECK_EQ(np_chan_close(c), 0);
+    wait_blocked(NP_WAIT_CHAN_RECV, 0);
     np_wg_wait(&wg);
     CHECK_EQ(np_chan_free(c), 0);
     CHECK_EQ(np_chan_free(NULL), 0);
@@ -365,6 +372,83 @@ static void t_new_invalid(void)
     CHECK(errno == EINVAL || errno == ENOMEM);
     np_chan *c = np_chan_new(1, 0);
     CHECK(c);
+    CHECK_EQ(np_chan_free(c), 0);
+}
+
+/* Outside a coroutine (no runtime running, or a thread of its own while one runs):
+ * np_chan_new, np_chan_free, np_chan_cap and np_chan_len work; send, receive, their
+ * tries, close and select fail with EPERM and leave the channel as it was. */
+static void outside_ops(np_chan *c, size_t len)
+{
+    int v = 3;
+    CHECK_EQ(np_chan_cap(c), 1);
+    CHECK_EQ(np_chan_len(c), len);
+    CHECK_ERR(np_chan_send(c, &v), EPERM);
+    CHECK_ERR(np_chan_trysend(c, &v), EPERM);
+    CHECK_ERR(np_chan_recv(c, &v), EPERM);
+    CHECK_ERR(np_chan_tryrecv(c, &v), EPERM);
+    CHECK_ERR(np_chan_close(c), EPERM);
+    np_case cs[2] = {{c, NP_RECV, &v, 7}, {c, NP_SEND, &v, 7}};
+    CHECK_ERR(np_select(cs, 2, 0), EPERM);
+    CHECK_ERR(np_select(cs, 2, -1), EPERM);
+    CHECK_ERR(np_select(cs, 2, 1000000), EPERM);
+    CHECK_ERR(np_select(NULL, 0, 1000000), EPERM);
+    CHECK_EQ(cs[0].ok, 7);
+    CHECK_EQ(cs[1].ok, 7);
+    CHECK_EQ(v, 3);
+    CHECK_EQ(np_chan_len(c), len);
+    /* bad arguments are still EINVAL */
+    CHECK_ERR(np_chan_close(NULL), EINVAL);
+    CHECK_ERR(np_chan_send(c, NULL), EINVAL);
+    np_chan *d = np_chan_new(sizeof(long), 4);
+    CHECK(d);
+    CHECK_EQ(np_chan_cap(d), 4);
+    CHECK_EQ(np_chan_len(d), 0);
+    CHECK_EQ(np_chan_free(d), 0);
+}
+
+static atomic_int outside_done;
+static void *outside_thread(void *arg)
+{
+    outside_ops(arg, 1);
+    atomic_store(&outside_done, 1);
+    return NULL;
+}
+
+static void outside_main(void *arg)
+{
+    np_chan *c = arg;
+    int v = 7;
+    CHECK_EQ(np_chan_trysend(c, &v), 0); /* still open, still empty */
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, outside_thread, c), 0);
+    int64_t t0 = np_now();
+    while (!atomic_load(&outside_done)) {
+        if (np_now() - t0 > 30LL * 1000000000)
+            FAILF("the outside thread did not finish");
+        CHECK_EQ(np_yield(), 0);
+    }
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    v = 0;
+    CHECK_EQ(np_chan_tryrecv(c, &v), 1);
+    CHECK_EQ(v, 7);
+    if (np_procs() == 2) /* the last run */
+        CHECK_EQ(np_chan_close(c), 0);
+}
+
+static void t_outside_coroutine(void)
+{
+    np_chan *c = np_chan_new(sizeof(int), 1);
+    CHECK(c);
+    outside_ops(c, 0); /* no runtime */
+    for (int procs = 1; procs <= 2; procs++) { /* a plain thread while a runtime runs */
+        atomic_store(&outside_done, 0);
+        t_procs(procs);
+        T_RUN(outside_main, c);
+    }
+    CHECK_ERR(np_chan_close(c), EPERM); /* after np_run: closed, but EPERM comes first */
+    int v = 1;
+    CHECK_ERR(np_chan_tryrecv(c, &v), EPERM);
     CHECK_EQ(np_chan_free(c), 0);
 }
 
@@ -445,7 +529,15 @@ static void sel_timeout_main(void *arg)
     t0 = np_now();
     CHECK_ERR(np_select(NULL, 0, 3000000), ETIMEDOUT);
     CHECK(np_now() - t0 >= 3000000);
-    np_chan_free(a);
+    /* two cases, neither ever ready (a send nobody takes): times out as well */
+    np_chan *b = np_chan_new(sizeof(int), 0);
+    int out = 1;
+    np_case two[2] = {{a, NP_RECV, &v, 0}, {b, NP_SEND, &out, 0}};
+    t0 = np_now();
+    CHECK_ERR(np_select(two, 2, 3000000), ETIMEDOUT);
+    CHECK(np_now() - t0 >= 3000000);
+    CHECK_EQ(np_chan_free(b), 0); /* its cases were withdrawn */
+    CHECK_EQ(np_chan_free(a), 0);
 }
 
 static void t_select_timeout_not_early(void)
@@ -463,18 +555,18 @@ static np_chan *sa, *sb, *sc;
 static void sel_feeder(void *arg)
 {
     int step = (int)(intptr_t)arg;
-    np_sleep(2000000);
-    int v = 40 + step, r;
+    wait_blocked(NP_WAIT_SELECT, 1); /* the select is blocked */
+    int v = 40 + step, r = -1;
     switch (step) {
     case 0:
-        np_chan_send(sb, &v);
+        CHECK_EQ(np_chan_send(sb, &v), 0);
         break;
     case 1:
-        np_chan_recv(sc, &r); /* takes what the select's send case offers */
+        CHECK_EQ(np_chan_recv(sc, &r), 1); /* takes what the select's send case offers */
         CHECK_EQ(r, 99);
         break;
     case 2:
-        np_chan_close(sa);
+        CHECK_EQ(np_chan_close(sa), 0);
         break;
     }
     np_wg_done(&wg);
@@ -490,7 +582,10 @@ static void sel_wake_main(void *arg)
         np_case cs[3] = {{sa, NP_RECV, &va, 0}, {sb, NP_RECV, &vb, 0}, {sc, NP_SEND, &out, 0}};
         np_wg_add(&wg, 1);
         np_go(sel_feeder, (void *)(intptr_t)step);
+        int64_t t0 = np_now();
         int r = np_select(cs, 3, step == 1 ? 10LL * 1000000000 : -1);
+        if (step == 1 && np_now() - t0 >= 10LL * 1000000000)
+            FAILF("the select with a value coming waited for its whole timeout");
         switch (step) {
         case 0:
             CHECK_EQ(r, 1);
@@ -537,7 +632,7 @@ static void sel_random_main(void *arg)
     for (int i = 0; i < N; i++) {
         for (int k = 0; k < K; k++)
             if (np_chan_len(c[k]) == 0)
-                np_chan_send(c[k], &k);
+                CHECK_EQ(np_chan_send(c[k], &k), 0);
         int r = np_select(cs, K, -1);
         CHECK(r >= 0 && r < K);
         CHECK_EQ(v[r], r);
@@ -559,7 +654,7 @@ static void t_select_random_choice(void)
 static void sel_closed_main(void *arg)
 {
     np_chan *a = np_chan_new(sizeof(int), 0), *b = np_chan_new(sizeof(int), 0);
-    np_chan_close(a);
+    CHECK_EQ(np_chan_close(a), 0);
     int v = 1, w = 5;
     /* a send on a closed channel: -1/EPIPE with that case's ok = -1 */
     np_case cs[2] = {{b, NP_RECV, &w, 0}, {a, NP_SEND, &v, 0}};
@@ -571,14 +666,15 @@ static void sel_closed_main(void *arg)
     CHECK_EQ(np_select(rc, 2, -1), 1);
     CHECK_EQ(rc[1].ok, 0);
     CHECK_EQ(v, 0);
-    np_chan_free(a);
-    np_chan_free(b);
+    CHECK_EQ(w, 5); /* the other case's destination is untouched */
+    CHECK_EQ(np_chan_free(a), 0);
+    CHECK_EQ(np_chan_free(b), 0);
 }
 
 static void sel_send_closed_later(void *arg)
 {
-    np_sleep(2000000);
-    np_chan_close(arg);
+    wait_blocked(NP_WAIT_SELECT, 1);
+    CHECK_EQ(np_chan_close(arg), 0);
     np_wg_done(&wg);
 }
 
@@ -700,12 +796,18 @@ static void t_stress_unbuffered_1p(void) { run_stress(1, 0, 4, 4, t_scaled(10000
 static void t_stress_many_2p(void) { run_stress(2, 16, 50, 50, t_scaled(500000)); }
 
 /* Select under load: consumers select over two channels (with a timeout case that keeps
- * firing and being withdrawn), producers alternate between plain sends and selects. */
+ * firing and being withdrawn), producers alternate between plain sends and selects.
+ * No value is lost or duplicated (count and sum), a select that timed out took no
+ * value, and once the producers are done (nothing is sent any more) every consumer's
+ * select times out again (its timer still works after all those withdrawals). */
+#define SEL_CONSUMERS 4
 typedef struct selstress {
     np_chan *c[2];
     long per_producer;
     np_wg prod, cons;
-    atomic_long count, timeouts;
+    atomic_long count;
+    atomic_long timeouts[SEL_CONSUMERS];
+    atomic_int next_consumer;
     atomic_ullong sum;
 } selstress;
 
@@ -719,7 +821,9 @@ static void sel_producer(void *arg)
         } else {
             np_case cs[2] = {{s->c[0], NP_SEND, &v, 0}, {s->c[1], NP_SEND, &v, 0}};
             int r = np_select(cs, 2, -1);
-            CHECK(r == 0 || r == 1);
+            if (r != 0 && r != 1)
+                FAILF("select returned %d (errno %d)", r, T_ERRNO);
+            CHECK_EQ(cs[r].ok, 1);
         }
     }
     np_wg_done(&s->prod);
@@ -728,6 +832,8 @@ static void sel_producer(void *arg)
 static void sel_consumer(void *arg)
 {
     selstress *s = arg;
+    int me = atomic_fetch_add(&s->next_consumer, 1);
+    CHECK(me < SEL_CONSUMERS);
     int open = 3;
     uint64_t v;
     long n = 0;
@@ -735,12 +841,16 @@ static void sel_consumer(void *arg)
     while (open) {
         np_case cs[2] = {{(open & 1) ? s->c[0] : NULL, NP_RECV, &v, 0},
                          {(open & 2) ? s->c[1] : NULL, NP_RECV, &v, 0}};
+        v = UINT64_MAX; /* no value sent is this */
         int r = np_select(cs, 2, 200000);
         if (r < 0) {
             CHECK_EQ(T_ERRNO, ETIMEDOUT);
-            atomic_fetch_add(&s->timeouts, 1);
+            if (v != UINT64_MAX)
+                FAILF("a select that timed out took a value (%" PRIu64 ")", v);
+            atomic_fetch_add(&s->timeouts[me], 1);
             continue;
         }
+        CHECK(r == 0 || r == 1);
         if (cs[r].ok == 0) {
             open &= ~(1 << r);
             continue;
@@ -758,15 +868,28 @@ static void selstress_main(void *arg)
     selstress *s = arg;
     s->c[0] = np_chan_new(sizeof(uint64_t), 0);
     s->c[1] = np_chan_new(sizeof(uint64_t), 8);
-    np_wg_add(&s->cons, 4);
-    for (int i = 0; i < 4; i++)
+    np_wg_add(&s->cons, SEL_CONSUMERS);
+    for (int i = 0; i < SEL_CONSUMERS; i++)
         np_go(sel_consumer, s);
     np_wg_add(&s->prod, 4);
     for (int i = 0; i < 4; i++)
         np_go(sel_producer, s);
     np_wg_wait(&s->prod);
-    np_chan_close(s->c[0]);
-    np_chan_close(s->c[1]);
+    /* nothing is sent any more: each consumer's select times out, again and again */
+    long before[SEL_CONSUMERS];
+    for (int i = 0; i < SEL_CONSUMERS; i++)
+        before[i] = atomic_load(&s->timeouts[i]);
+    int64_t t0 = np_now(), limit = 10LL * 1000000000 * (t_scale_v() > 1 ? 3 : 1);
+    for (int i = 0; i < SEL_CONSUMERS; i++)
+        while (atomic_load(&s->timeouts[i]) < before[i] + 2) {
+            if (np_now() - t0 > limit)
+                FAILF("consumer %d: %ld timeouts in 10 s with nothing sent", i,
+                      atomic_load(&s->timeouts[i]) - before[i]);
+            CHECK_EQ(np_yield(), 0);
+        }
+    CHECK_EQ(np_chan_len(s->c[1]), 0);
+    CHECK_EQ(np_chan_close(s->c[0]), 0);
+    CHECK_EQ(np_chan_close(s->c[1]), 0);
     np_wg_wait(&s->cons);
     CHECK_EQ(np_chan_free(s->c[0]), 0);
     CHECK_EQ(np_chan_free(s->c[1]), 0);
@@ -789,6 +912,7 @@ static void t_stress_select_1p(void)
     t_procs(1);
     T_RUN(selstress_main, &s);
     CHECK_EQ(atomic_load(&s.count), 4 * s.per_producer);
+    CHECK(atomic_load(&s.sum) == 4 * (uint64_t)s.per_producer * (s.per_producer + 1) / 2);
 }
 
 /* One P: a receiver waiting on an unbuffered channel resumed in each way the one that
@@ -884,6 +1008,7 @@ static const t_case cases[] = {
     T(t_free_busy),
     T(t_new_invalid),
     T(t_invalid_args),
+    T(t_outside_coroutine),
     T(t_select_default),
     T(t_select_timeout_not_early),
     T(t_select_wakes),

@@ -7,6 +7,26 @@
 
 static np_mutex mu = NP_MUTEX_INIT;
 static np_wg wg = NP_WG_INIT;
+
+/* Wait, yielding between looks, until exactly n coroutines are blocked for reason
+ * (NP_WAIT_MUTEX, ...; np_stats_get's count) instead of sleeping. Bounded: FAILs after
+ * 10 s (30 s in slow builds). */
+static void wait_blocked(int reason, int64_t n)
+{
+    int64_t limit = 10LL * 1000000000 * (t_scale_v() > 1 ? 3 : 1);
+    int64_t t0 = np_now();
+    for (;;) {
+        np_stats s;
+        CHECK_EQ(np_stats_get(&s), 0);
+        if (s.waiting_by[reason] == n)
+            return;
+        if (np_now() - t0 > limit)
+            FAILF("%lld coroutines blocked for reason %d after %lld s, want %lld",
+                  (long long)s.waiting_by[reason], reason, (long long)(limit / 1000000000),
+                  (long long)n);
+        CHECK_EQ(np_yield(), 0);
+    }
+}
 static long counter;       /* protected by mu, deliberately not atomic */
 static atomic_int inside;  /* coroutines inside the critical section */
 static atomic_int overlap; /* times two were inside at once */
@@ -65,9 +85,9 @@ static void tight_locker(void *arg)
 {
     long n = (long)(intptr_t)arg;
     for (long i = 0; i < n; i++) {
-        np_mutex_lock(&mu);
+        CHECK_EQ(np_mutex_lock(&mu), 0);
         counter++;
-        np_mutex_unlock(&mu);
+        CHECK_EQ(np_mutex_unlock(&mu), 0);
     }
     np_wg_done(&wg);
 }
@@ -130,22 +150,23 @@ static int got_order[NW], ngot;
 static void fifo_locker(void *arg)
 {
     lock_order[nlock_order++] = (int)(intptr_t)arg;
-    np_mutex_lock(&mu);
+    CHECK_EQ(np_mutex_lock(&mu), 0);
     got_order[ngot++] = (int)(intptr_t)arg;
-    np_yield();
-    np_mutex_unlock(&mu);
+    CHECK_EQ(np_yield(), 0);
+    CHECK_EQ(np_mutex_unlock(&mu), 0);
     np_wg_done(&wg);
 }
 
 static void mutex_fifo_main(void *arg)
 {
-    np_mutex_lock(&mu);
+    CHECK_EQ(np_mutex_lock(&mu), 0);
     np_wg_add(&wg, NW);
     for (int i = 0; i < NW; i++)
         np_go(fifo_locker, (void *)(intptr_t)i);
-    while (nlock_order < NW)
-        np_yield(); /* each blocks in np_mutex_lock right after taking its turn */
-    np_mutex_unlock(&mu);
+    wait_blocked(NP_WAIT_MUTEX, NW); /* each blocks right after taking its turn */
+    CHECK_EQ(nlock_order, NW);
+    CHECK_EQ(ngot, 0);
+    CHECK_EQ(np_mutex_unlock(&mu), 0);
     np_wg_wait(&wg);
 }
 
@@ -159,24 +180,35 @@ static void t_mutex_fifo_handoff_1p(void)
 }
 
 /* The reference-count pattern: whoever drops the last reference under the lock frees
- * the object holding the mutex right after unlocking it. The other unlocker may not
- * touch the mutex once somebody else could have taken it (ASan and TSan watch). */
+ * the object holding the mutex right after unlocking it. The other unlockers may not
+ * touch the mutex once somebody else could have taken it. In every build: exactly one
+ * of the three sees the count reach zero, and on odd rounds the last one, instead of
+ * freeing, poisons the object and leaves it to the main coroutine, which finds the
+ * poison intact once all three are done (no late write into it). On even rounds it
+ * really frees it, for ASan and TSan to watch late reads too. */
 typedef struct shared {
     np_mutex mu;
     int refs;
+    bool keep; /* poison it and leave it to refcount_main, rather than free it */
 } shared;
+
+static atomic_int nlast;
 
 static void drop_ref(void *arg)
 {
     shared *s = arg;
-    np_mutex_lock(&s->mu);
+    CHECK_EQ(np_mutex_lock(&s->mu), 0);
     for (volatile int i = 0; i < 50; i++) {
     }
+    bool keep = s->keep;
     int last = --s->refs == 0;
-    np_mutex_unlock(&s->mu);
+    CHECK(s->refs >= 0);
+    CHECK_EQ(np_mutex_unlock(&s->mu), 0);
     if (last) {
+        atomic_fetch_add(&nlast, 1);
         memset(s, 0xdd, sizeof *s);
-        free(s);
+        if (!keep)
+            free(s);
     }
     np_wg_done(&wg);
 }
@@ -187,11 +219,22 @@ static void refcount_main(void *arg)
     for (long r = 0; r < rounds; r++) {
         shared *s = calloc(1, sizeof *s);
         s->refs = 3;
+        s->keep = r % 2;
+        atomic_store(&nlast, 0);
         np_wg_add(&wg, 3);
         np_go(drop_ref, s);
         np_go(drop_ref, s);
         np_go(drop_ref, s);
         np_wg_wait(&wg);
+        CHECK_EQ(atomic_load(&nlast), 1);
+        if (r % 2) {
+            const unsigned char *b = (const unsigned char *)s;
+            for (size_t i = 0; i < sizeof *s; i++)
+                if (b[i] != 0xdd)
+                    FAILF("round %ld: byte %zu of the dropped object is %#x: written after "
+                          "its last unlock", r, i, b[i]);
+            free(s);
+        }
     }
 }
 
@@ -229,7 +272,7 @@ static void wg_main(void *arg)
         int n = 50 + round;
         atomic_store(&done_count, 0);
         CHECK_EQ(np_wg_add(&wg, n), 0);
-        np_wg_add(&all_waited, 8);
+        CHECK_EQ(np_wg_add(&all_waited, 8), 0);
         for (int i = 0; i < 8; i++)
             np_go(wg_waiter, (void *)(intptr_t)n);
         for (int i = 0; i < n; i++)

@@ -269,10 +269,8 @@ int np_chan_tryrecv(np_chan *c, void *elem) { return chan_recv(c, elem, false); 
 
 int np_chan_close(np_chan *c)
 {
-    if (!c) {
-        errno = EINVAL;
+    if (!chan_caller(c != NULL)) /* from a coroutine only, as the other operations */
         return -1;
-    }
     np__chan_lock(c);
     if (c->closed) {
         np__chan_unlock(c);
