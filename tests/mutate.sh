@@ -8,7 +8,10 @@
 #     # mutant: the bug it plants, in one line
 #     # run: BINARY[@POLLER,POLLER...] CASE [CASE...]      (one or more such lines)
 #     <a unified diff, -p1, as git diff prints it>
-# It is killed when one of the runs fails (a failed check, a crash or a timeout).
+# Each "# run:" line runs once per poller named (once with the default if none). The
+# mutant is killed when every one of those runs fails (a failed check, a crash or a
+# timeout): a bug caught on one poller only, or now and then, is reported as "weak
+# (k of n runs)" and counts as survived.
 # First the same runs go once without any mutant: each must pass there, or a kill would
 # prove nothing (reported as "baseline failed").
 #
@@ -40,21 +43,25 @@ build() { make -C "$SCRATCH" -j"$JOBS" all >"$1" 2>&1; }
 # runs_of FILE: its "# run:" lines, one "BINARY[@POLLERS] CASE..." a line
 runs_of() { sed -n 's/^# run: *//p' "$1"; }
 
-# run_cases LOG LINE: run one "# run:" line in the scratch build; 0 when every run passed
+# run_cases LOG LINE: run one "# run:" line in the scratch build, once per poller; sets
+# RUNS (how many) and FAILS (how many failed)
 run_cases() {
-    local log=$1 spec bin pollers cases rc=0
+    local log=$1 spec bin pollers cases
     read -r spec cases <<<"$2"
     bin=${spec%%@*}
     pollers=default
     [ "$spec" != "$bin" ] && pollers=${spec#*@}
+    RUNS=0
+    FAILS=0
     for pl in ${pollers//,/ }; do
         local env=()
         [ "$pl" != default ] && env=(NP_POLLER="$pl")
         echo "-- $bin ($pl): $cases" >>"$log"
+        RUNS=$((RUNS + 1))
         # shellcheck disable=SC2086
-        env "${env[@]}" timeout -k 5 600 "$SCRATCH/build/tests/$bin" -r $cases >>"$log" 2>&1 || rc=1
+        env "${env[@]}" timeout -k 5 600 "$SCRATCH/build/tests/$bin" -r $cases >>"$log" 2>&1 ||
+            FAILS=$((FAILS + 1))
     done
-    return $rc
 }
 
 T0=$SECONDS
@@ -69,7 +76,8 @@ for m in "${MUTANTS[@]}"; do
     name=$(basename "$m" .diff)
     [ -e "$m" ] || { echo "  $name: no such mutant"; BASE_BAD=1; continue; }
     while IFS= read -r line; do
-        if ! run_cases "$LOGS/baseline.log" "$line"; then
+        run_cases "$LOGS/baseline.log" "$line"
+        if [ $FAILS -ne 0 ]; then
             echo "  baseline failed: $line (see $LOGS/baseline.log)"
             BASE_BAD=1
         fi
@@ -95,17 +103,24 @@ for m in "${MUTANTS[@]}"; do
         if ! build "$LOGS/build-$name.log"; then
             verdict="ERROR (does not build)"
         else
-            verdict=SURVIVED
+            n=0
+            k=0
             while IFS= read -r line; do
-                if ! run_cases "$log" "$line"; then
-                    verdict=killed
-                    break # one failing run is enough
-                fi
+                run_cases "$log" "$line"
+                n=$((n + RUNS))
+                k=$((k + FAILS))
             done < <(runs_of "$m")
+            if [ $k -eq $n ]; then
+                verdict="killed ($k of $n runs)"
+            elif [ $k -gt 0 ]; then
+                verdict="WEAK ($k of $n runs)"
+            else
+                verdict="SURVIVED (0 of $n runs)"
+            fi
         fi
         patch -d "$SCRATCH" -p1 -R -s <"$m" >>"$log" 2>&1
     fi
-    if [ "$verdict" = killed ]; then
+    if [ "${verdict%% *}" = killed ]; then
         KILLED=$((KILLED + 1))
         why=$(grep -E '^FAIL ' "$log" | head -n 1)
     else
@@ -113,7 +128,7 @@ for m in "${MUTANTS[@]}"; do
         why=
     fi
     RESULTS+=("$(printf '%-34s %-22s %s' "$name" "$verdict" "$what")")
-    printf '  %-34s %-9s (%ds) %s\n' "$name" "$verdict" $((SECONDS - t0)) "$why"
+    printf '  %-34s %-22s (%ds) %s\n' "$name" "$verdict" $((SECONDS - t0)) "$why"
 done
 
 echo

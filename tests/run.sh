@@ -10,13 +10,15 @@
 #   ucontext  the ucontext context switch (build/ucontext/)
 #   aarch64   cross-compiled, run under qemu-aarch64 (build/aarch64/), NP_TEST_SCALE=10;
 #             the runtime tests (not test_net/test_debug, which exec other programs)
+#   mutate    make mutate: every planted bug of tests/mutants/ must be caught; a killed
+#             mutant counts as passed, a surviving (or weakly caught) one as failed
 #
 # Usage: tests/run.sh [variant...]      (default: all of them, in that order)
 # Logs: build/test-logs/<variant>/. test_netpoll and test_net run once per poller back end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_VARIANTS=(opt clang asan tsan ucontext aarch64)
+ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 mutate)
 POLLERS=(epoll poll select)
 JOBS=${JOBS:-2}
 QEMU_PREFIX=/usr/aarch64-linux-gnu
@@ -93,8 +95,35 @@ run_bin() {
     fi
 }
 
+# The mutation run: its per-mutant lines, its summary counted into the totals.
+run_mutate() {
+    local logs=$LOGROOT/mutate t0=$SECONDS
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    echo "== mutate: bash tests/mutate.sh"
+    bash tests/mutate.sh >"$logs/mutate.log" 2>&1
+    local rc=$? line k=0 sv=1
+    grep -E '^  [a-z0-9-]+ +(killed|WEAK|SURVIVED|ERROR).*\([0-9]+s\)' "$logs/mutate.log" | sed 's/^/  [mutate]/' | head -n 60
+    line=$(grep -E '^[0-9]+ killed, [0-9]+ survived$' "$logs/mutate.log" | tail -n 1)
+    if [ -n "$line" ]; then
+        k=${line%% killed*}
+        sv=${line#*killed, }
+        sv=${sv%% survived*}
+    else
+        tail -n 20 "$logs/mutate.log" | sed 's/^/      /'
+    fi
+    [ "$sv" -eq 0 ] && [ $rc -ne 0 ] && sv=1
+    TOTAL_P=$((TOTAL_P + k))
+    TOTAL_F=$((TOTAL_F + sv))
+    SUMMARY+=("$(printf '%-9s %4d killed (passed), %d survived (failed) (%ds)' mutate "$k" "$sv" $((SECONDS - t0)))")
+}
+
 run_variant() {
     local v=$1 make_args=() runner=() scale=1 tmo=60
+    if [ "$v" = mutate ]; then
+        run_mutate
+        return
+    fi
     case $v in
     opt) make_args=(all) ;;
     clang) make_args=(VARIANT=clang CC=clang tests) ;;
