@@ -516,15 +516,28 @@ static void t_thousand_socketpairs_every_byte(void)
 
 /* ---- concurrent readers take turns ----------------------------------------------------------------- */
 
+/* Four readers share one socket, taking turns (one waits in the poller, the others for
+ * their turn). The stream is numbered: byte k is k mod 251, so every read must return a
+ * run of consecutive values, and over all readers each offset arrives exactly once
+ * (counted per value: none lost, none twice). */
+#define CR_MOD 251
 static atomic_long cr_got;
+static atomic_long cr_hist[CR_MOD];
+static atomic_int cr_bad;
 
 static void cr_reader(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char b[3];
+    unsigned char b[3];
     ssize_t r;
-    while ((r = np_read(fd, b, sizeof b)) > 0)
+    while ((r = np_read(fd, b, sizeof b)) > 0) {
+        for (ssize_t i = 0; i < r; i++) {
+            atomic_fetch_add(&cr_hist[b[i]], 1);
+            if (i && b[i] != (b[i - 1] + 1) % CR_MOD)
+                atomic_store(&cr_bad, 1); /* not one run of the stream */
+        }
         atomic_fetch_add(&cr_got, r);
+    }
     CHECK_EQ(r, 0);
     np_wg_done(&sp_wg);
 }
@@ -536,14 +549,21 @@ static void cr_main(void *arg)
     np_wg_add(&sp_wg, 4);
     for (int i = 0; i < 4; i++)
         np_go(cr_reader, (void *)(intptr_t)sv[0]);
-    long total = t_scaled(200000);
-    char b[100];
-    memset(b, 'q', sizeof b);
-    for (long s = 0; s < total; s += 100)
+    wait_parked(1);                 /* one reader in the poller */
+    wait_waiting(NP_WAIT_MUTEX, 3); /* and three waiting for their turn */
+    long total = t_scaled(200000) / 100 * 100;
+    unsigned char b[100];
+    for (long s = 0; s < total; s += 100) {
+        for (int i = 0; i < 100; i++)
+            b[i] = (unsigned char)((s + i) % CR_MOD);
         CHECK_EQ(np_write(sv[1], b, 100), 100);
+    }
     shutdown(sv[1], SHUT_WR);
     np_wg_wait(&sp_wg);
-    CHECK_EQ(atomic_load(&cr_got), (total + 99) / 100 * 100);
+    CHECK_EQ(atomic_load(&cr_got), total);
+    CHECK(!atomic_load(&cr_bad));
+    for (int v = 0; v < CR_MOD; v++)
+        CHECK_EQ(atomic_load(&cr_hist[v]), total / CR_MOD + (v < total % CR_MOD));
     np_close(sv[0]);
     np_close(sv[1]);
 }
