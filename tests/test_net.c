@@ -1615,10 +1615,17 @@ static void job_start(job *j, np_fn fn)
     CHECK(np_go(fn, j) > 0);
 }
 
+/* Wait for the job's call to return (bounded: a call that never returns is a FAIL). */
 static void job_wait(job *j)
 {
     char token;
-    CHECK_EQ(np_chan_recv(j->done, &token), 1);
+    np_case c = {j->done, NP_RECV, &token, 0};
+    T_ERRNO = 0;
+    int r = np_select(&c, 1, 20 * SEC * timeout_scale());
+    int e = t_errno();
+    if (r != 0)
+        FAILF("the call has not returned after 20 s (%s)", strerror(e));
+    CHECK_EQ(c.ok, 1);
     CHECK_EQ(np_chan_free(j->done), 0);
     j->done = NULL;
 }
