@@ -61,7 +61,8 @@ void np_exit(void);
 
 /* Run fn(arg), a call that may block the thread (file I/O, getaddrinfo, ...), without
  * stalling the other coroutines: if it lasts over ~20 us its P moves to another thread.
- * Returns fn's result. fn must not call np functions that need a coroutine. */
+ * Returns fn's result. fn must not call np functions that need a coroutine (they fail
+ * there with EPERM, as on any other thread). Outside a coroutine it just calls fn. */
 void *np_blocking(void *(*fn)(void *), void *arg);
 
 /* Number of processors (P) of the running runtime, 0 when none is running. */

@@ -10,7 +10,6 @@
  * build[/VARIANT]/bin/np-echo and np-telnet (falling back to build/bin/ with a note
  * when the variant has no examples built). Run once per poller (NP_POLLER). */
 #include "t.h"
-#include "sched/poll.h"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -409,13 +408,21 @@ static int local_port(int fd)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-/* Yield until some coroutine is parked in the poller (bounded). */
-static void wait_parked(void)
+/* Yield until at least n coroutines are parked on a descriptor (np_stats' waiting_by
+ * NP_WAIT_IO), bounded: a coroutine that never parks is a FAIL, not a hang. */
+static void wait_io_parked(int64_t n)
 {
-    int64_t until = np_now() + 10 * SEC;
-    while (!np__netpoll_waiters() && np_now() < until)
+    int64_t until = np_now() + 10 * SEC * timeout_scale();
+    np_stats st;
+    for (;;) {
+        CHECK_EQ(np_stats_get(&st), 0);
+        if (st.waiting_by[NP_WAIT_IO] >= n)
+            return;
+        if (np_now() > until)
+            FAILF("%lld coroutines parked on descriptors after 10 s; want %lld",
+                  (long long)st.waiting_by[NP_WAIT_IO], (long long)n);
         np_yield();
-    CHECK(np__netpoll_waiters());
+    }
 }
 
 /* An in-process echo server: accepts conns connections on lfd, echoes each until EOF. */
@@ -1156,7 +1163,7 @@ static void rst_main(void *arg)
         CHECK(a >= 0);
         CHECK_EQ(np_set_deadline(c, np_now() + 10 * SEC * timeout_scale()), 0);
         np_go(rst_reader, (void *)(intptr_t)c);
-        wait_parked();
+        wait_io_parked(1);
         reset_by(a);
         int res[2];
         CHECK_EQ(np_chan_recv(rst_ch, res), 1);
@@ -1474,6 +1481,508 @@ static void t_dial_timeout_full_accept_queue(void)
     close(l);
 }
 
+/* ---- np_readv, np_writev, and deadlines on calls already blocked ------------------------ */
+
+/* A connected pair of registered descriptors: what is written to w is read from r.
+ * kind: "tcp" (a loopback connection), "unix" (a socketpair) or "pipe". small: buffers
+ * as small as the kernel allows, so that a write of a few hundred KiB fills them. */
+typedef struct pair {
+    int r, w;
+} pair;
+
+static pair pair_new(const char *kind, bool small)
+{
+    pair p = {-1, -1};
+    int v = 4096;
+    if (strcmp(kind, "pipe") == 0) {
+        int fds[2];
+        CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+        if (small)
+            CHECK(fcntl(fds[1], F_SETPIPE_SZ, v) >= v);
+        p.r = fds[0];
+        p.w = fds[1];
+    } else if (strcmp(kind, "unix") == 0) {
+        int sv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        if (small) {
+            CHECK_EQ(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+            CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+        }
+        p.r = sv[0];
+        p.w = sv[1];
+    } else {
+        CHECK(strcmp(kind, "tcp") == 0);
+        int l = np_listen("tcp", "127.0.0.1:0");
+        CHECK(l >= 0);
+        if (small) /* inherited by the accepted socket, before the window is offered */
+            CHECK_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+        char a[64];
+        snprintf(a, sizeof a, "127.0.0.1:%d", local_port(l));
+        p.w = np_dial("tcp", a, 5 * SEC * timeout_scale());
+        CHECK(p.w >= 0);
+        p.r = np_accept(l, NULL, NULL);
+        CHECK(p.r >= 0);
+        CHECK_EQ(np_close(l), 0);
+        if (small)
+            CHECK_EQ(setsockopt(p.w, SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+        return p;
+    }
+    CHECK_EQ(np_fd_open(p.r), 0);
+    CHECK_EQ(np_fd_open(p.w), 0);
+    return p;
+}
+
+static const char *const pair_kinds[] = {"tcp", "unix", "pipe"};
+
+/* Wait (bounded) until at least n bytes are there to read on fd. */
+static void wait_available(int fd, int n)
+{
+    int64_t until = np_now() + 10 * SEC * timeout_scale();
+    int have = 0;
+    while (ioctl(fd, FIONREAD, &have) == 0 && have < n && np_now() < until)
+        np_yield();
+    if (have < n)
+        FAILF("%d bytes to read after 10 s; want %d", have, n);
+}
+
+/* A call returned -1 with errno e at time np_now() (read right after it): it must be
+ * ETIMEDOUT, not before the deadline x, and not long after it. */
+static void check_timed_out(const char *what, long long r, int e, int64_t at, int64_t x)
+{
+    if (r != -1 || e != ETIMEDOUT)
+        FAILF("%s: %lld, errno %d (%s); want -1, ETIMEDOUT", what, r, e, strerror(e));
+    if (at < x)
+        FAILF("%s: ETIMEDOUT %.3f ms before the deadline", what, (x - at) / 1e6);
+    if (at > x + SEC * timeout_scale())
+        FAILF("%s: ETIMEDOUT %.0f ms after the deadline", what, (at - x) / 1e6);
+}
+
+/* One blocking call in a coroutine of its own: its result, errno, and when it returned. */
+typedef struct job {
+    int fd;
+    const struct iovec *iov;
+    int cnt;
+    const void *buf;
+    size_t n;
+    ssize_t r;
+    int err;
+    int64_t at;
+    np_chan *done;
+} job;
+
+static void job_finish(job *j, ssize_t r)
+{
+    j->err = t_errno();
+    j->at = np_now();
+    j->r = r;
+    char token = 1;
+    CHECK_EQ(np_chan_send(j->done, &token), 0);
+}
+
+static void job_readv(void *a)
+{
+    job *j = a;
+    T_ERRNO = 0;
+    job_finish(j, np_readv(j->fd, j->iov, j->cnt));
+}
+
+static void job_writev(void *a)
+{
+    job *j = a;
+    T_ERRNO = 0;
+    job_finish(j, np_writev(j->fd, j->iov, j->cnt));
+}
+
+static void job_write(void *a)
+{
+    job *j = a;
+    T_ERRNO = 0;
+    job_finish(j, np_write(j->fd, j->buf, j->n));
+}
+
+/* Reads fd to end of file into buf (n bytes at most; more is a FAIL); r is the count. */
+static void job_drain(void *a)
+{
+    job *j = a;
+    T_ERRNO = 0;
+    job_finish(j, read_full(j->fd, (void *)j->buf, j->n));
+}
+
+static void job_start(job *j, np_fn fn)
+{
+    j->done = np_chan_new(1, 1);
+    CHECK(j->done != NULL);
+    CHECK(np_go(fn, j) > 0);
+}
+
+/* Wait for the job's call to return (bounded: a call that never returns is a FAIL). */
+static void job_wait(job *j)
+{
+    char token;
+    np_case c = {j->done, NP_RECV, &token, 0};
+    T_ERRNO = 0;
+    int r = np_select(&c, 1, 20 * SEC * timeout_scale());
+    int e = t_errno();
+    if (r != 0)
+        FAILF("the call has not returned after 20 s (%s)", strerror(e));
+    CHECK_EQ(c.ok, 1);
+    CHECK_EQ(np_chan_free(j->done), 0);
+    j->done = NULL;
+}
+
+static void readv_on(const char *kind)
+{
+    pair p = pair_new(kind, false);
+    CHECK_EQ(np_set_deadline(p.r, np_now() + 20 * SEC * timeout_scale()), 0);
+    char a[3], b[1], c[5], d[8], room[100];
+#define FILL_DOTS()                                                                      \
+    do {                                                                                 \
+        memset(a, '.', sizeof a);                                                        \
+        memset(b, '.', sizeof b);                                                        \
+        memset(c, '.', sizeof c);                                                        \
+        memset(d, '.', sizeof d);                                                        \
+        memset(room, '.', sizeof room);                                                    \
+    } while (0)
+
+    /* scatter: exactly what the buffers hold, in order, an empty one skipped */
+    FILL_DOTS();
+    CHECK_EQ(np_write(p.w, "0123456789abcdef", 16), 16);
+    wait_available(p.r, 16);
+    struct iovec v[4] = {{a, 3}, {b, 0}, {c, 5}, {d, 8}};
+    CHECK_EQ(np_readv(p.r, v, 4), 16);
+    CHECK(memcmp(a, "012", 3) == 0);
+    CHECK_EQ(b[0], '.');
+    CHECK(memcmp(c, "34567", 5) == 0);
+    CHECK(memcmp(d, "89abcdef", 8) == 0);
+
+    /* a short read: 10 bytes there, room for 108: the 10 at once, the rest untouched */
+    FILL_DOTS();
+    CHECK_EQ(np_write(p.w, "ABCDEFGHIJ", 10), 10);
+    wait_available(p.r, 10);
+    struct iovec v2[3] = {{a, 3}, {c, 5}, {room, sizeof room}};
+    CHECK_EQ(np_readv(p.r, v2, 3), 10);
+    CHECK(memcmp(a, "ABC", 3) == 0);
+    CHECK(memcmp(c, "DEFGH", 5) == 0);
+    CHECK(memcmp(room, "IJ.", 3) == 0);
+    for (size_t i = 2; i < sizeof room; i++)
+        CHECK_EQ(room[i], '.');
+
+    /* nothing there: the reader parks, and wakes with what comes, scattered */
+    FILL_DOTS();
+    struct iovec v3[2] = {{a, 2}, {c, 5}};
+    job j = {.fd = p.r, .iov = v3, .cnt = 2};
+    job_start(&j, job_readv);
+    wait_io_parked(1);
+    CHECK_EQ(np_write(p.w, "xyz", 3), 3);
+    job_wait(&j);
+    CHECK_EQ(j.r, 3);
+    CHECK(memcmp(a, "xy.", 3) == 0);
+    CHECK(memcmp(c, "z....", 5) == 0);
+
+    /* a read deadline: ETIMEDOUT, never before it; it stands until cleared */
+    int64_t x = np_now() + 100 * MS;
+    CHECK_EQ(np_set_read_deadline(p.r, x), 0);
+    T_ERRNO = 0;
+    ssize_t r = np_readv(p.r, v, 4);
+    int e = t_errno();
+    check_timed_out("np_readv", r, e, np_now(), x);
+    CHECK_ERR(np_readv(p.r, v, 4), ETIMEDOUT);
+    CHECK_EQ(np_set_read_deadline(p.r, 0), 0);
+    FILL_DOTS();
+    CHECK_EQ(np_write(p.w, "k", 1), 1);
+    CHECK_EQ(np_readv(p.r, v, 4), 1);
+    CHECK(memcmp(a, "k..", 3) == 0);
+
+    /* a deadline set while a readv is parked wakes it at the deadline */
+    j = (job){.fd = p.r, .iov = v, .cnt = 4};
+    job_start(&j, job_readv);
+    wait_io_parked(1);
+    x = np_now() + 100 * MS;
+    CHECK_EQ(np_set_read_deadline(p.r, x), 0);
+    job_wait(&j);
+    check_timed_out("np_readv parked before the deadline was set", j.r, j.err, j.at, x);
+    CHECK_EQ(np_set_read_deadline(p.r, 0), 0);
+
+    /* end of file: what was written first, then 0, again and again */
+    CHECK_EQ(np_write(p.w, "end", 3), 3);
+    CHECK_EQ(np_close(p.w), 0);
+    FILL_DOTS();
+    size_t got = 0;
+    while (got < 3) {
+        struct iovec ve[2] = {{room + got, 1}, {room + got + 1, sizeof room - got - 1}};
+        r = np_readv(p.r, ve, 2);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+    CHECK_EQ(got, 3);
+    CHECK(memcmp(room, "end.", 4) == 0);
+    CHECK_EQ(np_readv(p.r, v, 4), 0);
+    CHECK_EQ(np_readv(p.r, v, 4), 0);
+    CHECK_EQ(np_close(p.r), 0);
+    CHECK_ERR(np_readv(p.r, v, 4), EBADF);
+
+    /* closed while a readv is parked in it: EBADF, and EBADF after */
+    p = pair_new(kind, false);
+    j = (job){.fd = p.r, .iov = v, .cnt = 4};
+    job_start(&j, job_readv);
+    wait_io_parked(1);
+    CHECK_EQ(np_close(p.r), 0);
+    job_wait(&j);
+    if (j.r != -1 || j.err != EBADF)
+        FAILF("np_readv parked in a descriptor that was closed: %zd, errno %d (%s); want "
+              "-1, EBADF", j.r, j.err, strerror(j.err));
+    CHECK_ERR(np_readv(p.r, v, 4), EBADF);
+    CHECK_EQ(np_close(p.w), 0);
+#undef FILL_DOTS
+}
+
+static void readv_main(void *arg)
+{
+    for (size_t k = 0; k < sizeof pair_kinds / sizeof pair_kinds[0]; k++)
+        readv_on(pair_kinds[k]);
+}
+
+static void t_readv_scatter_short_eof_deadline_ebadf(void)
+{
+    t_procs(2);
+    T_RUN(readv_main, NULL);
+}
+
+static void writev_on(const char *kind)
+{
+    pair p = pair_new(kind, true);
+    static const size_t lens[] = {0, 1, 0, 4095, 3, 0, 65536, 200000, 17, 0, 1 << 20, 5, 0};
+    enum { N = sizeof lens / sizeof lens[0] };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += lens[i];
+    unsigned char *out = malloc(total), *in = malloc(total + 1);
+    CHECK(out && in);
+    big_fill(out, total, 11);
+    struct iovec iov[N], copy[N];
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        iov[i].iov_base = lens[i] ? out + off : (i % 2 ? NULL : out);
+        iov[i].iov_len = lens[i];
+        off += lens[i];
+    }
+    memcpy(copy, iov, sizeof iov);
+
+    /* nothing to write: 0 at once; a bad count: EINVAL */
+    CHECK_EQ(np_writev(p.w, iov, 0), 0);
+    struct iovec empties[3] = {{NULL, 0}, {out, 0}, {NULL, 0}};
+    CHECK_EQ(np_writev(p.w, empties, 3), 0);
+    CHECK_ERR(np_writev(p.w, iov, -1), EINVAL);
+    CHECK_ERR(np_writev(p.w, iov, IOV_MAX + 1), EINVAL);
+
+    /* more than the buffers hold: the writer parks, resumes as the peer reads, and
+     * every byte arrives once, in order */
+    CHECK_EQ(np_set_deadline(p.r, np_now() + 30 * SEC * timeout_scale()), 0);
+    CHECK_EQ(np_set_deadline(p.w, np_now() + 30 * SEC * timeout_scale()), 0);
+    job j = {.fd = p.w, .iov = iov, .cnt = N};
+    job_start(&j, job_writev);
+    wait_io_parked(1);
+    ssize_t r = read_full(p.r, in, total);
+    int e = t_errno();
+    if (r != (ssize_t)total)
+        FAILF("%s: read %zd of %zu bytes written by np_writev (errno %s)", kind, r, total,
+              strerror(e));
+    job_wait(&j);
+    if (j.r != (ssize_t)total)
+        FAILF("%s: np_writev returned %zd, errno %s; want %zu", kind, j.r, strerror(j.err),
+              total);
+    for (size_t i = 0; i < total; i++)
+        if (in[i] != out[i])
+            FAILF("%s: byte %zu of %zu is %#x, np_writev wrote %#x", kind, i, total, in[i],
+                  out[i]);
+    CHECK(memcmp(iov, copy, sizeof iov) == 0); /* the caller's array is left as it was */
+    CHECK_EQ(np_close(p.w), 0);
+    CHECK_EQ(np_read(p.r, in, total), 0); /* nothing more */
+    CHECK_EQ(np_close(p.r), 0);
+    free(out);
+    free(in);
+}
+
+static void writev_main(void *arg)
+{
+    for (size_t k = 0; k < sizeof pair_kinds / sizeof pair_kinds[0]; k++)
+        writev_on(pair_kinds[k]);
+}
+
+static void t_writev_parks_resumes_every_byte_arrives(void)
+{
+    t_procs(2);
+    T_RUN(writev_main, NULL);
+}
+
+/* np.h: np_write returns len, or -1/errno, "part may have been written". A writer
+ * parked on a full descriptor when a write deadline is set: -1/ETIMEDOUT at the
+ * deadline (not before); the peer reads a prefix of what it wrote (something: it
+ * parked with the buffer full), then what a later write sends once the deadline is
+ * cleared, nothing lost, nothing twice. */
+static void wdl_on(const char *kind)
+{
+    pair p = pair_new(kind, true);
+    size_t n = 4 << 20;
+    unsigned char *out = malloc(n), *in = malloc(n + 8);
+    CHECK(out && in);
+    big_fill(out, n, 23);
+    job w = {.fd = p.w, .buf = out, .n = n};
+    job_start(&w, job_write);
+    wait_io_parked(1);
+    int64_t x = np_now() + 200 * MS;
+    CHECK_EQ(np_set_write_deadline(p.w, x), 0);
+    job_wait(&w);
+    check_timed_out("np_write parked before the write deadline was set", w.r, w.err, w.at, x);
+    /* the deadline stands: writes fail at once, writing nothing */
+    CHECK_ERR(np_write(p.w, "z", 1), ETIMEDOUT);
+    struct iovec one = {"z", 1};
+    CHECK_ERR(np_writev(p.w, &one, 1), ETIMEDOUT);
+    CHECK_ERR(np_wait_writable(p.w), ETIMEDOUT);
+    /* cleared: writing works again */
+    CHECK_EQ(np_set_write_deadline(p.w, 0), 0);
+    CHECK_EQ(np_set_read_deadline(p.r, np_now() + 30 * SEC * timeout_scale()), 0);
+    job d = {.fd = p.r, .buf = in, .n = n + 8};
+    job_start(&d, job_drain);
+    CHECK_EQ(np_write(p.w, "TAIL", 4), 4);
+    CHECK_EQ(np_close(p.w), 0);
+    job_wait(&d);
+    if (d.r < 4)
+        FAILF("%s: the peer read %zd bytes (errno %s)", kind, d.r, strerror(d.err));
+    size_t k = (size_t)d.r - 4;
+    printf("note: %s: %zu of %zu bytes written when the deadline passed\n", kind, k, n);
+    if (k == 0 || k >= n)
+        FAILF("%s: %zu bytes of %zu written before the deadline; want a part", kind, k, n);
+    for (size_t i = 0; i < k; i++)
+        if (in[i] != out[i])
+            FAILF("%s: byte %zu of the part written is %#x, np_write wrote %#x", kind, i,
+                  in[i], out[i]);
+    CHECK(memcmp(in + k, "TAIL", 4) == 0);
+    CHECK_EQ(np_close(p.r), 0);
+    free(out);
+    free(in);
+}
+
+static void wdl_main(void *arg)
+{
+    for (size_t k = 0; k < sizeof pair_kinds / sizeof pair_kinds[0]; k++)
+        wdl_on(pair_kinds[k]);
+}
+
+static void t_write_deadline_set_on_a_blocked_writer(void)
+{
+    t_procs(2);
+    T_RUN(wdl_main, NULL);
+}
+
+/* Fill fd's buffer (and the peer's) until it is not writable. Returns the bytes written. */
+static size_t fill_up(int fd)
+{
+    static char junk[65536];
+    size_t filled = 0;
+    for (int round = 0;; round++) {
+        CHECK(round < 1000);
+        for (;;) {
+            ssize_t k = write(fd, junk, sizeof junk); /* fd is O_NONBLOCK (registered) */
+            if (k < 0) {
+                CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+                break;
+            }
+            filled += (size_t)k;
+        }
+        struct pollfd pf = {fd, POLLOUT, 0};
+        if (poll(&pf, 1, 0) == 0)
+            return filled;
+    }
+}
+
+static void etimedout_main(void *arg)
+{
+    /* np_accept on a listener nobody dials, with a read deadline */
+    int l = np_listen("tcp", "127.0.0.1:0");
+    CHECK(l >= 0);
+    int64_t x = np_now() + 100 * MS;
+    CHECK_EQ(np_set_read_deadline(l, x), 0);
+    T_ERRNO = 0;
+    int a = np_accept(l, NULL, NULL);
+    int e = t_errno();
+    check_timed_out("np_accept", a, e, np_now(), x);
+    CHECK_ERR(np_accept(l, NULL, NULL), ETIMEDOUT);
+    CHECK_EQ(np_set_read_deadline(l, 0), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", local_port(l));
+    int c = np_dial("tcp", addr, 5 * SEC * timeout_scale());
+    CHECK(c >= 0);
+    a = np_accept(l, NULL, NULL);
+    CHECK(a >= 0);
+    CHECK_EQ(np_set_deadline(a, np_now() + 10 * SEC * timeout_scale()), 0);
+    CHECK_EQ(np_write(c, "hi", 2), 2);
+    char b[8];
+    CHECK_EQ(read_full(a, b, 2), 2);
+    CHECK(memcmp(b, "hi", 2) == 0);
+    CHECK_EQ(np_close(a), 0);
+    CHECK_EQ(np_close(c), 0);
+    CHECK_EQ(np_close(l), 0);
+
+    /* np_recvfrom on a UDP socket nobody sends to, with a deadline (both ways) */
+    int u = np_listen("udp", "127.0.0.1:0");
+    CHECK(u >= 0);
+    x = np_now() + 100 * MS;
+    CHECK_EQ(np_set_deadline(u, x), 0);
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    T_ERRNO = 0;
+    ssize_t r = np_recvfrom(u, b, sizeof b, 0, (struct sockaddr *)&from, &fl);
+    e = t_errno();
+    check_timed_out("np_recvfrom", r, e, np_now(), x);
+    fl = sizeof from;
+    CHECK_ERR(np_recvfrom(u, b, sizeof b, 0, (struct sockaddr *)&from, &fl), ETIMEDOUT);
+    CHECK_ERR(np_sendto(u, "x", 1, 0, (struct sockaddr *)&from, fl), ETIMEDOUT);
+    CHECK_EQ(np_set_deadline(u, 0), 0);
+    struct sockaddr_storage self;
+    socklen_t sl = sizeof self;
+    CHECK_EQ(getsockname(u, (struct sockaddr *)&self, &sl), 0);
+    CHECK_EQ(np_sendto(u, "ping", 4, 0, (struct sockaddr *)&self, sl), 4);
+    CHECK_EQ(np_set_read_deadline(u, np_now() + 10 * SEC * timeout_scale()), 0);
+    fl = sizeof from;
+    CHECK_EQ(np_recvfrom(u, b, sizeof b, 0, (struct sockaddr *)&from, &fl), 4);
+    CHECK(memcmp(b, "ping", 4) == 0);
+    CHECK_EQ(np_close(u), 0);
+
+    /* np_wait_writable on a full descriptor, with a write deadline */
+    for (size_t k = 0; k < sizeof pair_kinds / sizeof pair_kinds[0]; k++) {
+        pair p = pair_new(pair_kinds[k], true);
+        size_t filled = fill_up(p.w);
+        x = np_now() + 100 * MS;
+        CHECK_EQ(np_set_write_deadline(p.w, x), 0);
+        T_ERRNO = 0;
+        int w = np_wait_writable(p.w);
+        e = t_errno();
+        check_timed_out("np_wait_writable", w, e, np_now(), x);
+        CHECK_ERR(np_wait_writable(p.w), ETIMEDOUT);
+        CHECK_EQ(np_set_write_deadline(p.w, 0), 0);
+        unsigned char *in = malloc(filled + 8);
+        CHECK(in != NULL);
+        CHECK_EQ(np_set_read_deadline(p.r, np_now() + 30 * SEC * timeout_scale()), 0);
+        job d = {.fd = p.r, .buf = in, .n = filled + 8};
+        job_start(&d, job_drain);
+        CHECK_EQ(np_wait_writable(p.w), 0); /* once the peer has read */
+        CHECK_EQ(np_write(p.w, "TAIL", 4), 4);
+        CHECK_EQ(np_close(p.w), 0);
+        job_wait(&d);
+        CHECK_EQ(d.r, filled + 4);
+        CHECK(memcmp(in + filled, "TAIL", 4) == 0);
+        CHECK_EQ(np_close(p.r), 0);
+        free(in);
+    }
+}
+
+static void t_deadline_etimedout_accept_recvfrom_wait_writable(void)
+{
+    t_procs(2);
+    T_RUN(etimedout_main, NULL);
+}
+
 static const t_case cases[] = {
     T(t_echo_10k_concurrent_connections_every_byte),
     T(t_telnet_through_pty),
@@ -1489,6 +1998,10 @@ static const t_case cases[] = {
     T(t_bad_names_and_addresses_einval),
     T(t_dial_closed_port_refused),
     T(t_dial_timeout_full_accept_queue),
+    T(t_readv_scatter_short_eof_deadline_ebadf),
+    T(t_writev_parks_resumes_every_byte_arrives),
+    T(t_write_deadline_set_on_a_blocked_writer),
+    T(t_deadline_etimedout_accept_recvfrom_wait_writable),
     {0},
 };
 

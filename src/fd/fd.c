@@ -559,10 +559,8 @@ static bool close_wait(np_g *g, void *lk)
 int np_close(int fd)
 {
     np_g *self = np__getg();
-    if (!self) {
-        errno = EPERM;
-        return -1;
-    }
+    if (!self) /* as every descriptor call: EBADF if fd is not registered, else EPERM */
+        return outside(fd);
     np_fdent *e = ent(fd);
     uint32_t s = e ? atomic_load(&e->state) : 0;
     while (s & OPEN)

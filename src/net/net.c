@@ -71,6 +71,10 @@ int np_dial(const char *network, const char *address, int64_t timeout_ns)
     int64_t deadline = timeout_ns > 0 ? np_now() + timeout_ns : 0;
     if (np__net_parse(network, &net) != 0 || np__addr_resolve(&net, address, false, &as) != 0)
         return -1;
+    if (np_id() == 0) { /* it may block; and np_close could not undo a registration */
+        errno = EPERM;
+        return -1;
+    }
     int err = ECONNREFUSED;
     for (int i = 0; i < as.n; i++) {
         if (deadline && np_now() >= deadline) {
