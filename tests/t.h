@@ -144,6 +144,27 @@ static inline long t_coroutines(long n)
     return t_scaled(n);
 }
 
+/* Wait, yielding between looks, until n coroutines are blocked for reason (NP_WAIT_IO,
+ * NP_WAIT_CHAN_SEND, ...; np_stats_get's count), exactly n or, with at_least, n or more:
+ * what a case waits on instead of sleeping. Bounded: FAILs after 10 s (30 s in slow
+ * builds), so a coroutine that never blocks is a failure, not a hang. */
+static inline void t_wait_blocked(int reason, int64_t n, bool at_least)
+{
+    int64_t limit = 10LL * 1000000000 * (t_scale_v() > 1 ? 3 : 1);
+    int64_t t0 = np_now();
+    for (;;) {
+        np_stats s;
+        CHECK_EQ(np_stats_get(&s), 0);
+        if (s.waiting_by[reason] == n || (at_least && s.waiting_by[reason] > n))
+            return;
+        if (np_now() - t0 > limit)
+            FAILF("%lld coroutines blocked for reason %d after %lld s, want %s%lld",
+                  (long long)s.waiting_by[reason], reason, (long long)(limit / 1000000000),
+                  at_least ? "at least " : "", (long long)n);
+        CHECK_EQ(np_yield(), 0);
+    }
+}
+
 /* Set NP_PROCS for the next np_run. */
 static inline void t_procs(int n)
 {

@@ -8,25 +8,7 @@
 
 static np_wg wg = NP_WG_INIT;
 
-/* Wait, yielding between looks, until exactly n coroutines are blocked for reason
- * (NP_WAIT_CHAN_SEND, ...; np_stats_get's count): what a case waits on instead of
- * sleeping. Bounded: FAILs after 10 s (30 s in slow builds). */
-static void wait_blocked(int reason, int64_t n)
-{
-    int64_t limit = 10LL * 1000000000 * (t_scale_v() > 1 ? 3 : 1);
-    int64_t t0 = np_now();
-    for (;;) {
-        np_stats s;
-        CHECK_EQ(np_stats_get(&s), 0);
-        if (s.waiting_by[reason] == n)
-            return;
-        if (np_now() - t0 > limit)
-            FAILF("%lld coroutines blocked for reason %d after %lld s, want %lld",
-                  (long long)s.waiting_by[reason], reason, (long long)(limit / 1000000000),
-                  (long long)n);
-        CHECK_EQ(np_yield(), 0);
-    }
-}
+static void wait_blocked(int reason, int64_t n) { t_wait_blocked(reason, n, false); }
 
 /* ---- unbuffered --------------------------------------------------------------------------- */
 

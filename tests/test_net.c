@@ -408,22 +408,8 @@ static int local_port(int fd)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-/* Yield until at least n coroutines are parked on a descriptor (np_stats' waiting_by
- * NP_WAIT_IO), bounded: a coroutine that never parks is a FAIL, not a hang. */
-static void wait_io_parked(int64_t n)
-{
-    int64_t until = np_now() + 10 * SEC * timeout_scale();
-    np_stats st;
-    for (;;) {
-        CHECK_EQ(np_stats_get(&st), 0);
-        if (st.waiting_by[NP_WAIT_IO] >= n)
-            return;
-        if (np_now() > until)
-            FAILF("%lld coroutines parked on descriptors after 10 s; want %lld",
-                  (long long)st.waiting_by[NP_WAIT_IO], (long long)n);
-        np_yield();
-    }
-}
+/* At least n coroutines parked on descriptors (the test's servers may be too). */
+static void wait_io_parked(int64_t n) { t_wait_blocked(NP_WAIT_IO, n, true); }
 
 /* An in-process echo server: accepts conns connections on lfd, echoes each until EOF. */
 typedef struct srv {

@@ -23,23 +23,8 @@ static void sockpair(int sv[2])
     CHECK_EQ(np_fd_open(sv[1]), 0);
 }
 
-/* Yield until at least n coroutines wait for reason (NP_WAIT_IO: parked in the poller),
- * by the runtime's own count: the event itself, not a guess at how long it takes. */
-static void wait_waiting(int reason, int n)
-{
-    int64_t until = np_now() + 10000 * MS * t_scale_v();
-    np_stats st;
-    for (;;) {
-        CHECK_EQ(np_stats_get(&st), 0);
-        if (st.waiting_by[reason] >= n)
-            return;
-        if (np_now() > until)
-            FAILF("%lld coroutines wait for reason %d after 10 s, want %d",
-                  (long long)st.waiting_by[reason], reason, n);
-        np_yield();
-    }
-}
-
+/* Exactly n coroutines wait for reason (NP_WAIT_IO: parked in the poller). */
+static void wait_waiting(int reason, int n) { t_wait_blocked(reason, n, false); }
 static void wait_parked(int n) { wait_waiting(NP_WAIT_IO, n); }
 
 /* ---- readiness race stress ---------------------------------------------------------- */
