@@ -1012,7 +1012,7 @@ static np_pd *cw_pd;
 
 static void *cw_waker(void *arg)
 {
-    int64_t until = np_now() + 5000 * MS * t_scale_v();
+    int64_t until = np_now() + 5000 * MS * (t_scale_v() > 1 ? 3 : 1);
     for (long i = 1;; i++) {
         while (atomic_load(&cw_round) != i) {
         }
