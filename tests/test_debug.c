@@ -550,22 +550,22 @@ static void t_dump_request_only_from_collector(void)
     char who[4096] = "", me[128];
     snprintf(me, sizeof me, "np: dump requested by 127.0.0.1:%d\n", port);
     if (!read_one_dump(s, who, sizeof who, 20))
-        FAILF("no dump came; requests seen:\n%s", who);
+        FAILF("no dump came; requests seen:\n%.160s", who);
     /* the first dump to arrive is the collector's: the stranger's, asked for first, was
      * never received */
     if (strncmp(who, me, strlen(me)) != 0)
-        FAILF("first dump requested by: %s want: %s", who, me);
+        FAILF("first dump requested by: %.80s want: %.60s", who, me);
     /* the collector asks again: whatever the stranger's request made would have come
      * before the end of this second dump */
     CHECK_EQ(sendto(s, "dump", 4, 0, (struct sockaddr *)&from, fl), 4);
     if (!read_one_dump(s, who, sizeof who, 20))
-        FAILF("no second dump; requests seen:\n%s", who);
+        FAILF("no second dump; requests seen:\n%.160s", who);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     char twice[2 * sizeof me];
     snprintf(twice, sizeof twice, "%s%s", me, me);
     if (strcmp(who, twice) != 0)
-        FAILF("requests answered:\n%swant the collector's two only", who);
+        FAILF("requests answered:\n%.160swant the collector's two only", who);
     close(rogue);
     close(s);
 }
