@@ -254,8 +254,10 @@ const char *np_poller_name(void);
  * and the dump, then kill the process with the original signal. Backtraces name
  * functions when the program is linked with -rdynamic. */
 
-/* Write the coroutine dump to fd. Safe from a signal handler; never waits for the
- * scheduler (reads its state as it is). Returns 0, or -1/errno. */
+/* Write the coroutine dump to fd (plain write(2)s: fd need not be registered). Safe
+ * from a signal handler; never waits for the scheduler (reads its state as it is).
+ * Returns 0, or -1/errno: EPERM when no runtime is running, write(2)'s error (EBADF,
+ * EPIPE, ...) when the dump could not be written. */
 int np_dump(int fd);
 
 /* What the runtime is doing (np_stats). Counters are totals since np_run. */

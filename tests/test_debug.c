@@ -572,6 +572,13 @@ static void t_dump_request_only_from_collector(void)
 
 /* ---- stats ------------------------------------------------------------------------------------ */
 
+static atomic_bool spin_stop;
+static void yielder(void *a)
+{
+    while (!atomic_load(&spin_stop))
+        np_yield();
+}
+
 static void stats_main(void *a)
 {
     np_stats s0, s;
@@ -598,31 +605,158 @@ static void stats_main(void *a)
     CHECK_EQ(s.running, 1);
     CHECK_EQ(s.coroutines, 6);
     CHECK_EQ(s.procs, 2);
-    CHECK(s.threads >= 1);
     CHECK_EQ(s.fds, 1);
     CHECK(s.switches > s0.switches);
     CHECK(s.timers >= 1);
-    CHECK(s.polls >= s0.polls);
+    np_stats s1 = s;
     CHECK_EQ(write(p[1], "x", 1), 1);
-    for (;;) { /* the reader finishes: one event delivered by the poller */
-        CHECK_EQ(np_stats_get(&s), 0);
-        if (s.waiting_by[NP_WAIT_IO] == 0 && s.events >= 1)
-            break;
+    /* the reader finishes, woken by the poller: an event counted, from a poll made since
+     * (the count is added once the poll returns, so wait for it too, with a deadline) */
+    double end = t_secs() + 20;
+    do {
+        if (t_secs() > end)
+            FAILF("reader still waiting (%lld) or no event counted (%lld, %lld before)",
+                  (long long)s.waiting_by[NP_WAIT_IO], (long long)s.events, (long long)s1.events);
         np_yield();
-    }
+        CHECK_EQ(np_stats_get(&s), 0);
+    } while (s.waiting_by[NP_WAIT_IO] != 0 || s.events <= s1.events);
+    CHECK(s.polls > s1.polls);
     np_close(p[0]);
     close(p[1]);
     CHECK_EQ(np_stats_get(&s), 0);
     CHECK_EQ(s.fds, 0);
+    /* Two coroutines seen running at once: two threads at least. (Not exactly two: a
+     * thread that just gave its P back may not yet be idle when another is started for
+     * that P.) */
+    atomic_store(&spin_stop, false);
+    np_go(yielder, NULL);
+    end = t_secs() + 20;
+    do {
+        CHECK(t_secs() < end);
+        CHECK_EQ(np_stats_get(&s), 0);
+        np_yield();
+    } while (s.running != 2);
+    CHECK(s.threads >= 2);
+    atomic_store(&spin_stop, true);
+}
+
+/* With one P and no blocking call nothing starts a second thread. */
+static void stats_1p_main(void *a)
+{
+    np_stats s;
+    unbuf = np_chan_new(sizeof(int), 0);
+    np_go(w_recv, NULL);
+    np_sleep(MS); /* (a timer, a poll) */
+    CHECK_EQ(np_stats_get(&s), 0);
+    CHECK_EQ(s.procs, 1);
+    CHECK_EQ(s.threads, 1);
+    CHECK_EQ(s.coroutines, 2);
+    CHECK_EQ(s.running, 1);
+    CHECK_EQ(s.waiting_by[NP_WAIT_CHAN_RECV], 1);
+    CHECK_EQ(s.steals, 0);
 }
 
 static void t_stats_count_what_runs_and_waits(void)
 {
     t_procs(2);
     T_RUN(stats_main, NULL);
+    t_procs(1);
+    T_RUN(stats_1p_main, NULL);
     np_stats s;
     CHECK_ERR(np_stats_get(&s), EPERM);
     CHECK_ERR(np_dump(2), EPERM);
+}
+
+/* ---- np_dump to a given fd ------------------------------------------------------------------ */
+
+static int64_t dump_ids[3];
+static char *dump_text;
+static void dump_main(void *a)
+{
+    unbuf = np_chan_new(sizeof(int), 0);
+    dump_ids[0] = np_go(w_recv, NULL);
+    dump_ids[1] = np_go(w_recv, NULL);
+    dump_ids[2] = np_go(w_sleep, NULL);
+    np_stats s;
+    do { /* all three wait (and the sleeper's timer is in) */
+        CHECK_EQ(np_stats_get(&s), 0);
+        np_yield();
+    } while (s.waiting < 3 || s.timers < 1);
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(np_dump(p[1]), 0);
+    close(p[1]);
+    dump_text = slurp(p[0], 10);
+    close(p[0]);
+    /* a dump that cannot be written says so */
+    CHECK_EQ(pipe(p), 0);
+    close(p[0]);
+    CHECK_ERR(np_dump(p[1]), EPIPE); /* (SIGPIPE is ignored inside np_run) */
+    close(p[1]);
+    CHECK_ERR(np_dump(p[1]), EBADF);
+}
+
+static void t_dump_to_fd_names_coroutines_and_waits(void)
+{
+    t_procs(2);
+    T_RUN(dump_main, NULL);
+    char *out = dump_text, want[96];
+    if (!strstr(out, "np: coroutine dump (2 procs)\n") || !strstr(out, "np: 4 coroutines\n"))
+        FAILF("dump header or count missing:\n%.200s", out);
+    if (!strstr(out, " [running] (main):\n"))
+        FAILF("main not shown running:\n%.200s", out);
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "coroutine %lld [%s, ", (long long)dump_ids[i],
+                 i < 2 ? "chan receive" : "sleep");
+        if (!strstr(out, want))
+            FAILF("dump lacks \"%s\":\n%.120s", want, out);
+    }
+    if (!strstr(out, "np__park"))
+        FAILF("no backtrace through np__park:\n%.200s", out);
+    free(out);
+}
+
+/* ---- np_netlog_open's errors ------------------------------------------------------------------ */
+
+static void t_netlog_open_errors(void)
+{
+    CHECK_ERR(np_netlog_open(NULL), EINVAL);
+    CHECK_ERR(np_netlog_open("tcp://127.0.0.1:9"), EINVAL);
+    CHECK_ERR(np_netlog_open("127.0.0.1:9"), EINVAL);
+    CHECK_ERR(np_netlog_open("udp://127.0.0.1"), EINVAL);      /* no port */
+    CHECK_ERR(np_netlog_open("udp://127.0.0.1:"), EINVAL);
+    CHECK_ERR(np_netlog_open("udp://127.0.0.1:65536"), EINVAL);
+    CHECK_ERR(np_netlog_open("udp://127.0.0.1:9x"), EINVAL);
+    CHECK_ERR(np_netlog_open("udp://bad host!:9"), EINVAL);
+    CHECK_ERR(np_netlog_open("udp://::1:9"), EINVAL);          /* IPv6 without brackets */
+    CHECK_ERR(np_netlog_open("udp://no-such-host.invalid:9"), EHOSTUNREACH);
+    int port;
+    int s = udp_bound("127.0.0.1", &port);
+    char url[64], b[2048];
+    snprintf(url, sizeof url, "udp://127.0.0.1:%d", port);
+    for (int round = 0; round < 2; round++) { /* open, busy, close; and again */
+        CHECK_EQ(np_netlog_open(url), 0);
+        CHECK_ERR(np_netlog_open(url), EBUSY);
+        CHECK_ERR(np_netlog_open("udp://127.0.0.1:9"), EBUSY);
+        int dn = open("/dev/null", O_WRONLY), e = dup(2);
+        dup2(dn, 2);
+        np_log("round %d", round);
+        dup2(e, 2);
+        close(e);
+        close(dn);
+        np_netlog_close();
+        const char *want[] = {"np 1 1/1 round ", "np 2 1/1 np: netlog closed (0 dropped in all, 0 drop reports)"};
+        for (int i = 0; i < 2; i++) {
+            struct pollfd p = {s, POLLIN, 0};
+            CHECK(poll(&p, 1, 20000) == 1);
+            ssize_t n = recv(s, b, sizeof b - 1, 0);
+            CHECK(n > 0);
+            b[n] = 0;
+            if (strncmp(b, want[i], strlen(want[i])) != 0)
+                FAILF("got \"%.100s\", want \"%s...\"", b, want[i]);
+        }
+    }
+    close(s);
 }
 
 static const t_case cases[] = {
@@ -632,6 +766,8 @@ static const t_case cases[] = {
     T(t_order_kept_with_paused_collector),
     T(t_dump_request_only_from_collector),
     T(t_stats_count_what_runs_and_waits),
+    T(t_dump_to_fd_names_coroutines_and_waits),
+    T(t_netlog_open_errors),
     {0},
 };
 T_MAIN(cases)
