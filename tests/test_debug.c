@@ -689,8 +689,10 @@ static void t_stats_count_what_runs_and_waits(void)
 {
     t_procs(2);
     T_RUN(stats_main, NULL);
+    CHECK_EQ(np_chan_free(unbuf), 0); /* (its receivers were abandoned) */
     t_procs(1);
     T_RUN(stats_1p_main, NULL);
+    CHECK_EQ(np_chan_free(unbuf), 0);
     np_stats s;
     CHECK_ERR(np_stats_get(&s), EPERM);
     CHECK_ERR(np_dump(2), EPERM);
@@ -729,6 +731,7 @@ static void t_dump_to_fd_names_coroutines_and_waits(void)
 {
     t_procs(2);
     T_RUN(dump_main, NULL);
+    CHECK_EQ(np_chan_free(unbuf), 0);
     char *out = dump_text, want[96];
     if (!strstr(out, "np: coroutine dump (2 procs)\n") || !strstr(out, "np: 4 coroutines\n"))
         FAILF("dump header or count missing:\n%.200s", out);
