@@ -150,10 +150,20 @@ static char *sigquit_child(np_fn main_fn, int *status)
     close(ready[1]);
     close(err[1]);
     char c;
+    struct pollfd p = {ready[0], POLLIN, 0};
+    if (poll(&p, 1, 60000) != 1) {
+        char *early = slurp(err[0], 0.5);
+        FAILF("the child did not get ready in 60 s; its output:\n%.150s", early);
+    }
     CHECK_EQ(read(ready[0], &c, 1), 1);
     CHECK_EQ(kill(pid, SIGQUIT), 0);
     char *out = slurp(err[0], 20);
-    CHECK_EQ(waitpid(pid, status, 0), pid);
+    double end = t_secs() + 20;
+    pid_t w;
+    while ((w = waitpid(pid, status, WNOHANG)) == 0 && t_secs() < end)
+        poll(NULL, 0, 10); /* (bounded: a hang becomes a FAIL that says where) */
+    if (w != pid)
+        FAILF("no exit 20 s after SIGQUIT; output:\n%.150s", out);
     close(ready[0]);
     close(err[0]);
     return out;
