@@ -259,8 +259,10 @@ const char *np_poller_name(void);
  * and the dump, then kill the process with the original signal. Backtraces name
  * functions when the program is linked with -rdynamic. */
 
-/* Write the coroutine dump to fd. Safe from a signal handler; never waits for the
- * scheduler (reads its state as it is). Returns 0, or -1/errno. */
+/* Write the coroutine dump to fd (plain write(2)s: fd need not be registered). Safe
+ * from a signal handler; never waits for the scheduler (reads its state as it is).
+ * Returns 0, or -1/errno: EPERM when no runtime is running, write(2)'s error (EBADF,
+ * EPIPE, ...) when the dump could not be written. */
 int np_dump(int fd);
 
 /* What the runtime is doing (np_stats). Counters are totals since np_run. */
@@ -283,18 +285,27 @@ typedef struct np_stats {
 /* Fill *s. Returns 0, or -1/EPERM when no runtime is running. */
 int np_stats_get(np_stats *s);
 
-/* Send np's log lines and dumps as UDP datagrams to url ("udp://HOST:PORT", numeric
- * host). Also read from NP_NETLOG at np_run. The send path takes no lock, allocates
- * nothing and does not need the scheduler (usable in a signal handler); what cannot be
- * sent at once is queued in a fixed ring, in order, and retried by a thread of its own;
- * when the ring is full messages are dropped and counted. A datagram "dump" from the
- * collector's address (only) makes the runtime send a dump. Returns 0 or -1/errno. */
+/* Send np's log lines and dumps as UDP datagrams to url ("udp://HOST:PORT"; HOST an
+ * IPv4 address, [IPv6] or a name resolved with getaddrinfo). Also read from NP_NETLOG
+ * at np_run. Each datagram is "np N K/M text": N numbers the datagrams (a gap is a
+ * loss on the way), K/M the fragment of a long message. The send path takes no lock,
+ * allocates nothing and does not need the scheduler (usable in a signal handler); what
+ * cannot be sent at once is queued in a fixed ring, in order, and retried by a thread
+ * of its own; when the ring is full messages are dropped and counted, and
+ * "np: netlog dropped N messages (ring full; T in all)" follows (T: the running total
+ * since np_netlog_open). A datagram "dump" from the collector's address (only: the
+ * socket is connected to it) makes the runtime send "np: dump requested by HOST:PORT",
+ * then a dump. Returns 0, or -1/errno: EINVAL for a NULL url, one not starting with
+ * "udp://" or a malformed HOST:PORT (no port, a port over 65535, characters no host
+ * name has); EBUSY if the netlog is open already; EHOSTUNREACH for a name that does not
+ * resolve; the socket's error otherwise. */
 int np_netlog_open(const char *url);
 
 /* Log one line (printf format) to the netlog, if open, and to standard error. */
 void np_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Stop the netlog (flushes what is queued, as far as the socket takes it). */
+/* Stop the netlog: flushes what is queued (as far as the socket takes it), ending with
+ * "np: netlog closed (T dropped in all, R drop reports)". */
 void np_netlog_close(void);
 
 #ifdef __cplusplus

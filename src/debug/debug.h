@@ -11,8 +11,9 @@
 #endif
 
 /* An output: a line buffer written with write(2) to fd (if >= 0) and, line by line,
- * to the netlog (if netlog). Async-signal-safe. */
-typedef struct np_out { int fd; bool netlog; size_t n; char b[600]; } np_out;
+ * to the netlog (if netlog). Async-signal-safe. err: the first write error (errno),
+ * after which nothing more is written to fd. */
+typedef struct np_out { int fd; bool netlog; int err; size_t n; char b[600]; } np_out;
 void np__out_str(np_out *o, const char *s);
 void np__out_dec(np_out *o, int64_t v);
 void np__out_hex(np_out *o, uintptr_t v);

@@ -14,16 +14,20 @@ void np__out_flush(np_out *o)
 {
     if (o->n == 0)
         return;
-    if (o->fd >= 0) {
+    if (o->fd >= 0 && !o->err) {
+        int e = errno; /* (a signal handler's caller keeps its errno) */
         size_t off = 0;
         while (off < o->n) {
             ssize_t w = write(o->fd, o->b + off, o->n - off);
             if (w < 0 && errno == EINTR)
                 continue;
-            if (w <= 0)
+            if (w <= 0) {
+                o->err = w < 0 ? errno : EIO;
                 break;
+            }
             off += (size_t)w;
         }
+        errno = e;
     }
     if (o->netlog) {
         size_t st = 0;
@@ -247,5 +251,9 @@ int np_dump(int fd)
     }
     np_out o = {.fd = fd, .netlog = false};
     np__dump_to(&o, NULL);
+    if (o.err) {
+        errno = o.err;
+        return -1;
+    }
     return 0;
 }

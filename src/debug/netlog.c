@@ -7,15 +7,21 @@
  * try-lock sends the ready slots in ticket order; with nothing queued that is the
  * sender itself, at once. What the socket refuses (EAGAIN) stays queued, in order, for
  * the netlog thread to retry (the kernel's txq and tx_work); with the ring full a
- * message is dropped and counted. A flusher that died holding the try-lock is
- * replaced after a while. The thread also listens: a datagram "dump" from the
- * collector's address (the socket is connected to it, so from nowhere else) makes it
- * send a coroutine dump.
+ * message is dropped and counted; the count goes out as "np: netlog dropped N messages
+ * (ring full; T in all)", T the running total since np_netlog_open, so a report lost
+ * on the way leaves no loss uncounted once a later one arrives, and np_netlog_close
+ * ends the stream with "np: netlog closed (T dropped in all, R drop reports)". A
+ * flusher that died holding the try-lock is replaced after a while. The thread also
+ * listens: a datagram "dump" from the collector's address (the socket is connected to
+ * it, so the kernel delivers nothing from anywhere else) makes it send
+ * "np: dump requested by ADDRESS:PORT" (the sender, as recvfrom saw it), then a
+ * coroutine dump.
  *
  * Datagram: "np <number> <fragment>/<fragments> <text>"; numbers count datagrams, so a
  * gap tells how many were lost. */
 #include "debug.h"
 #include "../net/addr.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -40,7 +46,7 @@ typedef struct slot {
 static struct {
     _Atomic int fd; /* -1: closed */
     slot *ring;
-    _Atomic uint64_t head, tail, dropped, reported;
+    _Atomic uint64_t head, tail, dropped, reported, reports;
     _Atomic uintptr_t flusher; /* 0 or the owner's tag */
     _Atomic bool stop, owned_by_run;
     _Atomic bool full; /* the socket said EAGAIN: the thread waits for POLLOUT */
@@ -159,16 +165,40 @@ void np__netlog_flush(void)
     }
 }
 
+/* Report new drops, with the running total (a report may itself be dropped, and
+ * counted: the next one tells). */
 static void report_drops(void)
 {
     uint64_t d = atomic_load(&nl_.dropped), r = atomic_load(&nl_.reported);
     if (d != r && atomic_load(&nl_.head) - atomic_load(&nl_.tail) < RING / 2 &&
         atomic_compare_exchange_strong(&nl_.reported, &r, d)) {
-        char b[96];
-        int n = snprintf(b, sizeof b, "np: netlog dropped %llu messages (ring full)",
-                         (unsigned long long)(d - r));
+        char b[128];
+        int n = snprintf(b, sizeof b, "np: netlog dropped %llu messages (ring full; %llu in all)",
+                         (unsigned long long)(d - r), (unsigned long long)d);
+        atomic_fetch_add(&nl_.reports, 1);
         np__netlog_send(b, (size_t)n);
     }
+}
+
+/* "np: dump requested by 127.0.0.1:PORT" ("[::1]:PORT"), from recvfrom's address. */
+static void say_requester(const struct sockaddr_storage *from, socklen_t fl)
+{
+    char host[INET6_ADDRSTRLEN] = "?", b[128];
+    int port = 0;
+    bool v6 = false;
+    if (from->ss_family == AF_INET && fl >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a = (const void *)from;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (from->ss_family == AF_INET6 && fl >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a = (const void *)from;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        v6 = true;
+    }
+    int n = snprintf(b, sizeof b, "np: dump requested by %s%s%s:%d", v6 ? "[" : "", host,
+                     v6 ? "]" : "", port);
+    np__netlog_send(b, (size_t)n);
 }
 
 /* The netlog thread: retries what is queued, replaces a flusher that stopped making
@@ -196,6 +226,7 @@ static void *nl_thread(void *arg)
             socklen_t fl = sizeof from;
             ssize_t n = recvfrom(p.fd, b, sizeof b - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
             if (n >= 4 && memcmp(b, "dump", 4) == 0 && atomic_load(&np__sched.running)) {
+                say_requester(&from, fl);
                 np_out o = {.fd = -1, .netlog = true};
                 np__dump_to(&o, NULL);
             }
@@ -255,6 +286,9 @@ int np_netlog_open(const char *url)
     atomic_store(&nl_.head, 0);
     atomic_store(&nl_.tail, 0);
     atomic_store(&nl_.flusher, 0);
+    atomic_store(&nl_.dropped, 0);
+    atomic_store(&nl_.reported, 0);
+    atomic_store(&nl_.reports, 0);
     atomic_store(&nl_.stop, false);
     atomic_store(&nl_.fd, fd);
     if (pthread_create(&nl_.thread, NULL, nl_thread, NULL) != 0) {
@@ -276,7 +310,12 @@ void np_netlog_close(void)
     if (nl_.thread_on)
         pthread_join(nl_.thread, NULL);
     nl_.thread_on = false;
-    report_drops(); /* what was dropped since the last report, and flush it */
+    report_drops(); /* what was dropped since the last report */
+    char b[128];
+    int n = snprintf(b, sizeof b, "np: netlog closed (%llu dropped in all, %llu drop reports)",
+                     (unsigned long long)atomic_load(&nl_.dropped),
+                     (unsigned long long)atomic_load(&nl_.reports));
+    np__netlog_send(b, (size_t)n);
     np__netlog_flush();
     int fd = atomic_exchange(&nl_.fd, -1);
     close(fd);
