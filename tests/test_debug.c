@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <dirent.h>
@@ -852,6 +853,57 @@ static void t_netlog_open_errors(void)
     close(s);
 }
 
+/* ---- looks from another thread while runtimes start and stop ------------------------------ */
+
+/* np_stats_get and np_dump may be called from any thread at any time: while np_run is
+ * still building its scheduler or already tearing it down they fail with EPERM, never
+ * look at half-built or freed state. A thread keeps looking while the main thread runs
+ * short runtimes one after another. */
+static atomic_bool lk_stop;
+static atomic_long lk_seen, lk_refused;
+
+static void *lk_looker(void *arg)
+{
+    int dn = open("/dev/null", O_WRONLY);
+    CHECK(dn >= 0);
+    while (!atomic_load(&lk_stop)) {
+        np_stats s;
+        if (np_stats_get(&s) == 0) {
+            CHECK(s.procs == 1 || s.procs == 2);
+            CHECK(s.threads >= 1);
+            atomic_fetch_add(&lk_seen, 1);
+        } else {
+            CHECK_EQ(T_ERRNO, EPERM);
+            atomic_fetch_add(&lk_refused, 1);
+        }
+        if (np_dump(dn) != 0)
+            CHECK_EQ(T_ERRNO, EPERM);
+    }
+    close(dn);
+    return NULL;
+}
+
+static void lk_main(void *arg)
+{
+    np_yield();
+}
+
+static void t_stats_and_dump_from_another_thread_across_runs(void)
+{
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, lk_looker, NULL), 0);
+    long runs = t_scaled(1000);
+    for (long i = 0; i < runs; i++) {
+        t_procs(1 + (int)(i % 2));
+        T_RUN(lk_main, NULL);
+    }
+    atomic_store(&lk_stop, true);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    printf("    %ld runs: %ld looks answered, %ld refused (no runtime up)\n", runs,
+           atomic_load(&lk_seen), atomic_load(&lk_refused));
+    CHECK(atomic_load(&lk_refused) > 0);
+}
+
 static const t_case cases[] = {
     T(t_sigquit_dump_names_every_wait),
     T(t_crash_report_reaches_collector),
@@ -861,6 +913,7 @@ static const t_case cases[] = {
     T(t_stats_count_what_runs_and_waits),
     T(t_dump_to_fd_names_coroutines_and_waits),
     T(t_netlog_open_errors),
+    T(t_stats_and_dump_from_another_thread_across_runs),
     {0},
 };
 T_MAIN(cases)

@@ -109,9 +109,13 @@ NP_NOTSAN static void walk(np_out *o, uintptr_t pc, uintptr_t fp, uintptr_t lo, 
     }
 }
 
-/* pc and frame pointer of a switched-out coroutine, from its saved context. */
-NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t *pc, uintptr_t *fp)
+/* pc and frame pointer of a switched-out coroutine, from its saved context. The dump
+ * reads without locks, possibly from another thread while the coroutine starts, runs or
+ * ends: a saved stack pointer is used only if it lies in [lo, hi), its stack. */
+NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t lo, uintptr_t hi, uintptr_t *pc, uintptr_t *fp)
 {
+    (void)lo;
+    (void)hi;
 #if defined(NP_CTX_UCONTEXT) && defined(__x86_64__)
     *pc = (uintptr_t)g->ctx.uc.uc_mcontext.gregs[REG_RIP];
     *fp = (uintptr_t)g->ctx.uc.uc_mcontext.gregs[REG_RBP];
@@ -122,11 +126,15 @@ NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t *pc, uintptr_t *fp)
     return true;
 #elif defined(__x86_64__)
     uintptr_t *sp = g->ctx.sp; /* see switch_x86_64.S */
+    if ((uintptr_t)sp < lo || (uintptr_t)(sp + 9) > hi)
+        return false;
     *pc = sp[8];
     *fp = sp[7];
     return true;
 #elif defined(__aarch64__)
     uintptr_t *sp = g->ctx.sp;
+    if ((uintptr_t)sp < lo || (uintptr_t)(sp + 12) > hi)
+        return false;
     *pc = sp[11];
     *fp = sp[10];
     return true;
@@ -223,7 +231,7 @@ NP_NOTSAN static void dump_g(np_g *g, void *arg)
         }
         return;
     }
-    if (saved_regs(g, &pc, &fp))
+    if (saved_regs(g, lo, hi, &pc, &fp))
         walk(o, pc, fp, lo, hi);
 }
 
@@ -245,12 +253,13 @@ void np__dump_to(np_out *o, const void *ctx)
 
 int np_dump(int fd)
 {
-    if (!atomic_load(&np__sched.running)) {
+    if (!np__look_begin()) {
         errno = EPERM;
         return -1;
     }
     np_out o = {.fd = fd, .netlog = false};
     np__dump_to(&o, NULL);
+    np__look_end();
     if (o.err) {
         errno = o.err;
         return -1;

@@ -225,10 +225,11 @@ static void *nl_thread(void *arg)
             struct sockaddr_storage from;
             socklen_t fl = sizeof from;
             ssize_t n = recvfrom(p.fd, b, sizeof b - 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-            if (n >= 4 && memcmp(b, "dump", 4) == 0 && atomic_load(&np__sched.running)) {
+            if (n >= 4 && memcmp(b, "dump", 4) == 0 && np__look_begin()) {
                 say_requester(&from, fl);
                 np_out o = {.fd = -1, .netlog = true};
                 np__dump_to(&o, NULL);
+                np__look_end();
             }
         }
         int64_t now = mono();

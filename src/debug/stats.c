@@ -46,7 +46,7 @@ int np_stats_get(np_stats *s)
         errno = EINVAL;
         return -1;
     }
-    if (!atomic_load(&np__sched.running)) {
+    if (!np__look_begin()) {
         errno = EPERM;
         return -1;
     }
@@ -68,5 +68,6 @@ int np_stats_get(np_stats *s)
     }
     s->fds = np__fd_count();
     s->stack_trims = atomic_load_explicit(&np__sched.ntrims, memory_order_relaxed);
+    np__look_end();
     return 0;
 }

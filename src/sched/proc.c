@@ -296,6 +296,7 @@ int np_run(np_fn main_fn, void *arg)
     if (pthread_create(&s->sysmon, NULL, sysmon, NULL) != 0)
         np__fatal("cannot start sysmon");
 
+    atomic_store(&s->up, true); /* built: others may look (stats, dumps) */
     np__schedule(m0);
 
     /* main returned: sysmon first (it may still start an M), then wait for every M to
@@ -312,6 +313,9 @@ int np_run(np_fn main_fn, void *arg)
     for (np_m *m = s->allm; m; m = m->alllink)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
+    atomic_store(&s->up, false);
+    while (atomic_load(&s->lookers) > 0) /* a look in progress ends before teardown */
+        sched_yield();
     np__signals_restore();
     sigaction(SIGPIPE, &s->oldpipe, NULL);
     m_altstack_free(m0);
@@ -324,7 +328,7 @@ int np_run(np_fn main_fn, void *arg)
 
 int np_procs(void)
 {
-    return atomic_load(&np__sched.running) ? np__sched.nprocs : 0;
+    return atomic_load(&np__sched.up) ? np__sched.nprocs : 0;
 }
 
 /* ---- time ------------------------------------------------------------------------------ */

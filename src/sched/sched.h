@@ -180,12 +180,31 @@ typedef struct np_sched {
     _Atomic int64_t ntrims;
     /* lifecycle */
     _Atomic bool stopping;
-    _Atomic bool running;
+    _Atomic bool running; /* np_run claimed the runtime (set first, cleared last) */
+    /* The scheduler is built and not yet torn down: what another thread (a stats call,
+     * np_dump, the netlog's dump request) may look at, between np__look_begin and
+     * np__look_end; np_run clears it, then waits until no look is in progress. Not
+     * cleared by np_run's memset: set and cleared by np_run alone. */
+    _Atomic bool up;
+    _Atomic int32_t lookers;
     struct sigaction oldpipe;
     bool dumpcontinue;
 } np_sched;
 
 extern np_sched np__sched;
+
+/* A look at the scheduler's state from any thread (or a signal handler): false when
+ * there is none to look at (np__look_end is then not called). Dekker-style with np_run's
+ * teardown: both sides store, then load, sequentially consistent. */
+static inline bool np__look_begin(void)
+{
+    atomic_fetch_add(&np__sched.lookers, 1);
+    if (atomic_load(&np__sched.up))
+        return true;
+    atomic_fetch_sub(&np__sched.lookers, 1);
+    return false;
+}
+static inline void np__look_end(void) { atomic_fetch_sub(&np__sched.lookers, 1); }
 
 /* One P: only the thread holding it runs coroutines, so run queues, coroutine states
  * and channel locks need no atomic read-modify-write (nprocs is fixed while running). */
