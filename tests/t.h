@@ -165,6 +165,9 @@ static inline void t_wait_blocked(int reason, int64_t n, bool at_least)
     }
 }
 
+/* Exactly n coroutines blocked for reason. */
+static inline void wait_blocked(int reason, int64_t n) { t_wait_blocked(reason, n, false); }
+
 /* Set NP_PROCS for the next np_run. */
 static inline void t_procs(int n)
 {

@@ -8,7 +8,6 @@
 
 static np_wg wg = NP_WG_INIT;
 
-static void wait_blocked(int reason, int64_t n) { t_wait_blocked(reason, n, false); }
 
 /* ---- unbuffered --------------------------------------------------------------------------- */
 

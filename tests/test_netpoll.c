@@ -23,9 +23,8 @@ static void sockpair(int sv[2])
     CHECK_EQ(np_fd_open(sv[1]), 0);
 }
 
-/* Exactly n coroutines wait for reason (NP_WAIT_IO: parked in the poller). */
-static void wait_waiting(int reason, int n) { t_wait_blocked(reason, n, false); }
-static void wait_parked(int n) { wait_waiting(NP_WAIT_IO, n); }
+/* Exactly n coroutines parked in the poller. */
+static void wait_parked(int n) { wait_blocked(NP_WAIT_IO, n); }
 
 /* ---- readiness race stress ---------------------------------------------------------- */
 
@@ -115,7 +114,7 @@ static void close_main(void *arg)
     np_go(blocked_reader, (void *)(intptr_t)p[0]); /* a second one queued behind it */
     np_go(blocked_writer, (void *)(intptr_t)q[1]);
     wait_parked(2);                 /* the first reader and the writer */
-    wait_waiting(NP_WAIT_MUTEX, 1); /* the second reader, for its turn */
+    wait_blocked(NP_WAIT_MUTEX, 1); /* the second reader, for its turn */
     int64_t t = np_now();
     CHECK_EQ(np_close(p[0]), 0);
     CHECK_EQ(np_close(q[1]), 0);
@@ -535,7 +534,7 @@ static void cr_main(void *arg)
     for (int i = 0; i < 4; i++)
         np_go(cr_reader, (void *)(intptr_t)sv[0]);
     wait_parked(1);                 /* one reader in the poller */
-    wait_waiting(NP_WAIT_MUTEX, 3); /* and three waiting for their turn */
+    wait_blocked(NP_WAIT_MUTEX, 3); /* and three waiting for their turn */
     long total = t_scaled(200000) / 100 * 100;
     unsigned char b[100];
     for (long s = 0; s < total; s += 100) {

@@ -8,7 +8,6 @@
 static np_mutex mu = NP_MUTEX_INIT;
 static np_wg wg = NP_WG_INIT;
 
-static void wait_blocked(int reason, int64_t n) { t_wait_blocked(reason, n, false); }
 static long counter;       /* protected by mu, deliberately not atomic */
 static atomic_int inside;  /* coroutines inside the critical section */
 static atomic_int overlap; /* times two were inside at once */
