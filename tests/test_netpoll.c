@@ -1020,7 +1020,7 @@ static void *cw_waker(void *arg)
         }
         if (v == PD_WAIT)
             cw_hits++; /* between the reader's CAS and its commit */
-        if (cw_hits >= 50 || np_now() > until)
+        if (cw_hits >= 2000 || np_now() > until)
             atomic_store(&cw_enough, true); /* the reader stops after this round */
         np__pd_set_deadline(cw_pd, -1, PD_R);
         struct pollfd pf = {cw_pipe[0], POLLIN, 0};
