@@ -38,6 +38,10 @@ ensure_tools() {
             [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
             command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
             ;;
+        mutate)
+            command -v patch >/dev/null || need+=(patch)
+            command -v git >/dev/null || need+=(git)
+            ;;
         esac
     done
     [ ${#need[@]} -eq 0 ] && return 0
