@@ -14,7 +14,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdatomic.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,14 +125,14 @@ int np_select(np_case *cases, int n, int64_t timeout_ns);
 
 /* ---- mutex and waitgroup ----------------------------------------------------------- */
 
+/* The synchronisation objects below are opaque storage that programs embed (in C and
+ * C++ alike): np keeps its fields there (src/sync/), sized and aligned for them. Copying
+ * one that is in use, or touching its bytes, is undefined. */
+
 /* A mutex for coroutines: a blocked np_mutex_lock parks the coroutine, not the thread.
- * Initialise with NP_MUTEX_INIT (or zero). Fields are private. */
-typedef struct np_mutex {
-    _Atomic int32_t state;
-    _Atomic int32_t lk;
-    void *head, *tail;
-} np_mutex;
-#define NP_MUTEX_INIT {0, 0, NULL, NULL}
+ * Initialise with NP_MUTEX_INIT (or zero). */
+typedef struct np_mutex { uint64_t np__opaque[4]; } np_mutex;
+#define NP_MUTEX_INIT {{0}}
 
 /* Lock; returns 0, or -1/EPERM outside a coroutine. */
 int np_mutex_lock(np_mutex *mu);
@@ -145,12 +144,8 @@ int np_mutex_trylock(np_mutex *mu);
 int np_mutex_unlock(np_mutex *mu);
 
 /* A wait group (Go's sync.WaitGroup). Initialise with NP_WG_INIT (or zero). */
-typedef struct np_wg {
-    _Atomic int64_t count;
-    _Atomic int32_t lk;
-    void *head;
-} np_wg;
-#define NP_WG_INIT {0, 0, NULL}
+typedef struct np_wg { uint64_t np__opaque[4]; } np_wg;
+#define NP_WG_INIT {{0}}
 
 /* Add delta to the counter; at zero every waiter wakes. Going negative: -1/EINVAL
  * (the counter is left unchanged). */

@@ -77,7 +77,7 @@ typedef struct np_fdent {
     bool drained;           /* the last read was short: wait for an edge before reading */
     _Atomic bool solo;      /* np__solo() when opened (constant while np_run runs): read
                              * here, in a line the call touches anyway */
-    np_mutex rmu, wmu;      /* readers take turns, writers take turns */
+    np__mutex rmu, wmu;     /* readers take turns, writers take turns */
     _Atomic int32_t lk;
     np_g *closer;           /* np_close waiting for the operations to leave */
 } np_fdent;
@@ -318,7 +318,7 @@ static inline __attribute__((always_inline)) ssize_t io_loop(int fd, np_fdent *e
 }
 
 /* An operation's reference and turn (readers' for PD_R, writers' for PD_W). */
-static inline __attribute__((always_inline)) np_mutex *turn(np_fdent *e, int mode)
+static inline __attribute__((always_inline)) np__mutex *turn(np_fdent *e, int mode)
 {
     return mode == PD_R ? &e->rmu : &e->wmu;
 }

@@ -7,8 +7,9 @@
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
-int np_mutex_trylock(np_mutex *mu)
+int np_mutex_trylock(np_mutex *pub)
 {
+    np__mutex *mu = np__mu(pub);
     int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
     while (!(s & 1))
         if (atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1, memory_order_acquire,
@@ -18,16 +19,23 @@ int np_mutex_trylock(np_mutex *mu)
     return -1;
 }
 
-int np_mutex_lock(np_mutex *mu)
+int np_mutex_lock(np_mutex *pub)
 {
-    np_g *g = np__getg();
-    if (!g) {
+    np__mutex *mu = np__mu(pub);
+    if (!np__getg()) {
         errno = EPERM;
         return -1;
     }
     if (np__mutex_take_solo(mu, np__solo()))
         return 0;
-    for (int i = 0; i < 32; i++) { /* the holder may be running on another P */
+    return np__mutex_lock_slow(mu);
+}
+
+/* For a coroutine: spin a little (the holder may be running on another P), then park. */
+int np__mutex_lock_slow(np__mutex *mu)
+{
+    np_g *g = np__getg();
+    for (int i = 0; i < 32; i++) {
         int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
         if (!(s & 1) && atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1,
                                                               memory_order_acquire, memory_order_relaxed))
@@ -57,11 +65,17 @@ int np_mutex_lock(np_mutex *mu)
     return 0; /* ownership was handed to us */
 }
 
-int np_mutex_unlock(np_mutex *mu)
+int np_mutex_unlock(np_mutex *pub)
 {
-    int32_t one = 1;
+    np__mutex *mu = np__mu(pub);
     if (np__getg() && np__mutex_give_solo(mu, np__solo()))
         return 0;
+    return np__mutex_unlock_slow(mu);
+}
+
+int np__mutex_unlock_slow(np__mutex *mu)
+{
+    int32_t one = 1;
     if (atomic_compare_exchange_strong_explicit(&mu->state, &one, 0, memory_order_release,
                                                 memory_order_relaxed))
         return 0;

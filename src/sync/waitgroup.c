@@ -6,10 +6,20 @@
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
+/* np_wg's fields, in its opaque storage (include/np.h; may_alias as np__mutex). */
+typedef struct __attribute__((may_alias)) np__wg {
+    _Atomic int64_t count; /* counter << 32 | parked waiters */
+    _Atomic int32_t lk;    /* spin lock over head and the wake-up at zero */
+    waiter *head;          /* parked waiters (under lk) */
+} np__wg;
+_Static_assert(sizeof(np__wg) <= sizeof(np_wg) && _Alignof(np__wg) <= _Alignof(np_wg),
+               "np_wg's storage holds np__wg");
+
 #define ONE ((int64_t)1 << 32) /* counter in the high half, waiters in the low */
 
-int np_wg_add(np_wg *wg, int64_t delta)
+int np_wg_add(np_wg *pub, int64_t delta)
 {
+    np__wg *wg = (np__wg *)(void *)pub;
     if (delta > INT32_MAX || delta < -INT32_MAX) {
         errno = EINVAL;
         return -1;
@@ -39,8 +49,9 @@ int np_wg_add(np_wg *wg, int64_t delta)
 
 int np_wg_done(np_wg *wg) { return np_wg_add(wg, -1); }
 
-int np_wg_wait(np_wg *wg)
+int np_wg_wait(np_wg *pub)
 {
+    np__wg *wg = (np__wg *)(void *)pub;
     np_g *g = np__getg();
     if (!g) {
         errno = EPERM;
