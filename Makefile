@@ -1,11 +1,28 @@
-# np — build, test, bench. Variants: opt (default, into build/), asan, tsan, ucontext,
-# aarch64 (cross, run under qemu-user), each into build/<variant>/ except opt.
+# np — build, test, bench, install. Variants: opt (default, into build/), clang, asan,
+# tsan, ucontext, aarch64 (cross, run under qemu-user), shared (opt, with the tests and
+# examples linked against libnp.so), each into build/<variant>/ except opt.
 VARIANT ?= opt
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := cc
 endif
+CXX ?= c++
+ifeq ($(origin CXX),default)
+CXX := c++
+endif
 CTX ?= asm
+
+# The version is np.h's (NP_VERSION_MAJOR/MINOR/PATCH); the soname carries the major.
+vpart = $(shell sed -n 's/^\#define NP_VERSION_$(1) \([0-9]*\).*/\1/p' include/np.h)
+VERSION := $(call vpart,MAJOR).$(call vpart,MINOR).$(call vpart,PATCH)
+SONAME := libnp.so.$(call vpart,MAJOR)
+
+# Where make install puts things (DESTDIR is prepended to each, as packagers expect).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 ifeq ($(VARIANT),opt)
 B := build
@@ -30,9 +47,18 @@ CTX := ucontext
 endif
 ifeq ($(VARIANT),aarch64)
 CC := aarch64-linux-gnu-gcc
+CXX := aarch64-linux-gnu-g++
+endif
+ifeq ($(VARIANT),clang)
+CXX := clang++
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS_ALL := -pthread -rdynamic $(SAN)
+CXXFLAGS_ALL := -std=c++11 -Iinclude -g -pthread $(WARN) -pedantic $(OPT) $(SAN)
+# The shared library's objects: position-independent, the initial-exec TLS model (valid in
+# a library loaded at start-up), and everything hidden but what np.h declares.
+PIC_FLAGS := -fPIC -fvisibility=hidden -fno-semantic-interposition -DNP_SHARED_OBJECT
+SO_LDFLAGS := -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,-Bsymbolic -Wl,--as-needed
 
 ARCH := $(shell $(CC) -dumpmachine | cut -d- -f1)
 CTX_SRC := src/ctx/ctx_ucontext.c
@@ -44,17 +70,35 @@ endif
 
 LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c)
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
-TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+PIC_OBJ := $(patsubst %,$(B)/pic/%.o,$(LIB_SRC))
+SO := $(B)/libnp.so.$(VERSION)
+TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c)) \
+	$(patsubst tests/%.cpp,$(B)/tests/%,$(wildcard tests/test_*.cpp))
 BENCH := $(B)/bin/np-bench-runtime
-EXAMPLES := $(B)/bin/np-echo $(B)/bin/np-telnet $(B)/bin/np-chat $(B)/bin/np-netlog
+EXAMPLE_NAMES := np-echo np-telnet np-chat np-netlog
+EXAMPLES := $(patsubst %,$(B)/bin/%,$(EXAMPLE_NAMES))
 HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all lib tests bench-bin examples run test bench mutate clean
-all: lib tests bench-bin examples
+# What tests and examples link. Static: libnp.a. Shared (VARIANT=shared): libnp.so, found
+# at run time through the rpath; the white-box tests, which call internal functions that
+# the shared library hides, link the archive of its own position-independent objects.
+LINK_LIB := $(B)/libnp.a
+LINK_DEP := $(B)/libnp.a
+WHITEBOX_LIB := $(B)/libnp.a
+ifeq ($(VARIANT),shared)
+LINK_LIB := -L$(B) -l:$(SONAME) -Wl,-rpath,'$$ORIGIN/..'
+LINK_DEP := $(B)/$(SONAME)
+WHITEBOX_LIB := $(B)/libnp-pic.a
+endif
+WHITEBOX := $(patsubst %,$(B)/tests/%,test_netpoll test_timer)
+
+.PHONY: all lib shared tests bench-bin examples run test bench mutate clean install uninstall
+all: lib shared tests bench-bin examples
 examples: $(EXAMPLES)
 lib: $(B)/libnp.a
+shared: $(B)/libnp.so
 tests: $(TESTS)
-bench-bin: $(BENCH)
+bench-bin: $(BENCH) $(B)/bin/np-echo-shared
 
 $(B)/obj/%.c.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -62,18 +106,64 @@ $(B)/obj/%.c.o: %.c $(HDRS)
 $(B)/obj/%.S.o: %.S
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS_ALL) -c $< -o $@
+$(B)/pic/%.c.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC (pic) $<"; $(CC) $(CFLAGS_ALL) $(PIC_FLAGS) -c $< -o $@
+$(B)/pic/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	@echo "  CC (pic) $<"; $(CC) $(CFLAGS_ALL) $(PIC_FLAGS) -c $< -o $@
 $(B)/libnp.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
-$(B)/tests/%: tests/%.c $(B)/libnp.a $(HDRS)
+$(B)/libnp-pic.a: $(PIC_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+$(SO): $(PIC_OBJ)
+	@echo "  LD $@"; $(CC) $(SO_LDFLAGS) $^ -o $@ -pthread $(SAN)
+$(B)/$(SONAME): $(SO)
+	@ln -sf $(notdir $<) $@
+$(B)/libnp.so: $(B)/$(SONAME)
+	@ln -sf $(SONAME) $@
+$(B)/tests/%: tests/%.c $(LINK_DEP) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
-$(B)/bin/np-%: examples/%.c $(B)/libnp.a $(HDRS)
+	$(CC) $(CFLAGS_ALL) -Isrc $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
+$(WHITEBOX): $(B)/tests/%: tests/%.c $(WHITEBOX_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
-$(B)/bin/np-bench-%: bench/%.c $(B)/libnp.a $(HDRS)
+	$(CC) $(CFLAGS_ALL) -Isrc $< $(WHITEBOX_LIB) -o $@ $(LDFLAGS_ALL)
+$(B)/tests/%: tests/%.cpp $(LINK_DEP) include/np.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< $(B)/libnp.a -o $@ $(LDFLAGS_ALL)
+	$(CXX) $(CXXFLAGS_ALL) $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
+$(B)/bin/np-%: examples/%.c $(LINK_DEP) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
+$(B)/bin/np-bench-%: bench/%.c $(LINK_DEP) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
+# np-echo linked against libnp.so (make bench compares it with the static one).
+$(B)/bin/np-echo-shared: examples/echo.c $(B)/$(SONAME) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -L$(B) -l:$(SONAME) -Wl,-rpath,'$$ORIGIN/..' -o $@ $(LDFLAGS_ALL)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the header, libnp.a, libnp.so with its
+# soname links, np.pc (pkg-config; made from np.pc.in for this PREFIX) and the example programs (linked statically: they run anywhere).
+install: lib $(SO) $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 include/np.h $(DESTDIR)$(INCLUDEDIR)/np.h
+	install -m 644 $(B)/libnp.a $(DESTDIR)$(LIBDIR)/libnp.a
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION)
+	ln -sf libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnp.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' np.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/np.pc
+	install -m 755 $(patsubst %,build/bin/%,$(EXAMPLE_NAMES)) $(DESTDIR)$(BINDIR)/
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(LIBDIR)/libnp.a \
+		$(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libnp.so $(DESTDIR)$(PKGCONFIGDIR)/np.pc \
+		$(patsubst %,$(DESTDIR)$(BINDIR)/%,$(EXAMPLE_NAMES))
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 # The main demo: the echo server on port 7000.
 run: lib examples

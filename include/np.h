@@ -15,9 +15,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header; np_version() gives the library's. A change of the major
+ * version (the shared library's soname, libnp.so.MAJOR) breaks the ABI. */
+#define NP_VERSION_MAJOR 0
+#define NP_VERSION_MINOR 12
+#define NP_VERSION_PATCH 0
+#define NP_VERSION_STRING "0.12.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* What this header declares is the library's interface: built as a shared object with
+ * hidden visibility, libnp exports these names and nothing else. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* The library's version, "MAJOR.MINOR.PATCH" (compare with NP_VERSION_STRING to catch a
+ * program running against another libnp than the one it was built with). */
+const char *np_version(void);
 
 /* ---- runtime and coroutines ------------------------------------------------------ */
 
@@ -303,6 +319,9 @@ void np_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "np: netlog closed (T dropped in all, R drop reports)". */
 void np_netlog_close(void);
 
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,10 @@
 #   ucontext  the ucontext context switch (build/ucontext/)
 #   aarch64   cross-compiled, run under qemu-aarch64 (build/aarch64/), NP_TEST_SCALE=10;
 #             the runtime tests (not test_net/test_debug, which exec other programs)
+#   shared    gcc -O2 with the tests and examples linked against libnp.so (build/shared/);
+#             the white-box tests (test_netpoll, test_timer) link its PIC objects
+#   install   tests/install.sh: make install into a DESTDIR, an out-of-tree program built
+#             with pkg-config (shared and --static), exports, C++, make uninstall
 #   mutate    make mutate: every planted bug of tests/mutants/ must be caught; a killed
 #             mutant counts as passed, a surviving (or weakly caught) one as failed
 #
@@ -18,7 +22,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 mutate)
+ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 shared install mutate)
 POLLERS=(epoll poll select)
 JOBS=${JOBS:-2}
 QEMU_PREFIX=/usr/aarch64-linux-gnu
@@ -29,12 +33,19 @@ ensure_tools() {
     local need=()
     command -v make >/dev/null || need+=(make)
     command -v gcc >/dev/null || need+=(gcc)
+    command -v g++ >/dev/null || need+=(g++)
     command -v timeout >/dev/null || need+=(coreutils)
     for v in "${VARIANTS[@]}"; do
         case $v in
-        clang) command -v clang >/dev/null || need+=(clang) ;;
+        clang) command -v clang++ >/dev/null || need+=(clang) ;;
+        install)
+            command -v clang++ >/dev/null || need+=(clang)
+            command -v pkg-config >/dev/null || need+=(pkgconf)
+            command -v file >/dev/null || need+=(file)
+            ;;
         aarch64)
             command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+            command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
             [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
             command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
             ;;
@@ -128,12 +139,25 @@ run_variant() {
         run_mutate
         return
     fi
+    if [ "$v" = install ]; then
+        local logs=$LOGROOT/install t0=$SECONDS
+        rm -rf "$logs"
+        mkdir -p "$logs"
+        VP=0 VF=0 VS=0
+        echo "== install: bash tests/install.sh"
+        run_bin install install.sh "$logs/install.log" bash tests/install.sh
+        TOTAL_P=$((TOTAL_P + VP))
+        TOTAL_F=$((TOTAL_F + VF))
+        SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' install $VP $VF $VS $((SECONDS - t0)))")
+        return
+    fi
     case $v in
     opt) make_args=(all) ;;
     clang) make_args=(VARIANT=clang CC=clang tests) ;;
     asan) make_args=(VARIANT=asan tests) tmo=120 scale=2 ;;
     tsan) make_args=(VARIANT=tsan tests) scale=10 ;;
     ucontext) make_args=(VARIANT=ucontext tests) ;;
+    shared) make_args=(VARIANT=shared tests) ;;
     aarch64)
         make_args=(VARIANT=aarch64 tests)
         runner=(qemu-aarch64 -L $QEMU_PREFIX)

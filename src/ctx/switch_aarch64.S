@@ -1,8 +1,15 @@
 /* AArch64 AAPCS64 context switch: callee-saved x19-x28, fp, lr, d8-d15 and FPCR.
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
  * void np_ctx_jump(np_ctx *to): resume to, saving nothing */
+/* In the shared library the switch is internal, as everything but np.h's API is. */
+#ifdef NP_SHARED_OBJECT
+#define NP_LOCAL(sym) .hidden sym
+#else
+#define NP_LOCAL(sym)
+#endif
         .section .text.hot.np,"ax",%progbits /* beside the other NP_HOT code (os/hot.h) */
         .globl  np_ctx_switch
+        NP_LOCAL(np_ctx_switch)
         .type   np_ctx_switch, %function
         .p2align 4
 np_ctx_switch:
@@ -44,6 +51,7 @@ np_ctx_switch:
         .size   np_ctx_switch, .-np_ctx_switch
 
         .globl  np_ctx_jump
+        NP_LOCAL(np_ctx_jump)
         .type   np_ctx_jump, %function
         .p2align 4
 np_ctx_jump:
@@ -53,6 +61,7 @@ np_ctx_jump:
 
 /* First frame of a new context: x19 = arg, x20 = entry (set by np_ctx_make). */
         .globl  np_ctx_trampoline
+        NP_LOCAL(np_ctx_trampoline)
         .type   np_ctx_trampoline, %function
         .p2align 4
 np_ctx_trampoline:

@@ -12,6 +12,12 @@
  * void np_ctx_switch(np_ctx *from, np_ctx *to)
  * int np_ctx_park(np_ctx *from, np_ctx *to, const bool *ret)
  * void np_ctx_jump(np_ctx *to): resume to, saving nothing */
+/* In the shared library the switch is internal, as everything but np.h's API is. */
+#ifdef NP_SHARED_OBJECT
+#define NP_LOCAL(sym) .hidden sym
+#else
+#define NP_LOCAL(sym)
+#endif
 .macro SAVE_CALLEE
         stmxcsr -64(%rsp)               /* first: it is slow to issue (microcoded) */
         fnstcw  -60(%rsp)               /* (into the red zone: the slot below 8 pushes) */
@@ -25,6 +31,7 @@
 
         .section .text.hot.np,"ax",@progbits /* beside the other NP_HOT code (os/hot.h) */
         .globl  np_ctx_switch
+        NP_LOCAL(np_ctx_switch)
         .type   np_ctx_switch, @function
         .p2align 4
 np_ctx_switch:
@@ -35,6 +42,7 @@ np_ctx_switch:
         .size   np_ctx_switch, .-np_ctx_switch
 
         .globl  np_ctx_park
+        NP_LOCAL(np_ctx_park)
         .type   np_ctx_park, @function
         .p2align 4
 np_ctx_park:
@@ -78,6 +86,7 @@ np_ctx_park:
         .size   np_ctx_park, .-np_ctx_park
 
         .globl  np_ctx_jump
+        NP_LOCAL(np_ctx_jump)
         .type   np_ctx_jump, @function
         .p2align 4
 np_ctx_jump:
@@ -92,6 +101,7 @@ np_ctx_jump:
 
 /* First frame of a new context: rbx = arg, r12 = entry (set by np_ctx_make). */
         .globl  np_ctx_trampoline
+        NP_LOCAL(np_ctx_trampoline)
         .type   np_ctx_trampoline, @function
         .p2align 4
 np_ctx_trampoline:

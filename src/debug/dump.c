@@ -82,11 +82,25 @@ static void sym(np_out *o, uintptr_t pc)
 {
     np__out_hex(o, pc);
     Dl_info di;
-    if (dladdr((void *)pc, &di) && di.dli_sname) {
+    if (!dladdr((void *)pc, &di))
+        return;
+    if (di.dli_sname) {
         np__out_str(o, " ");
         np__out_str(o, di.dli_sname);
         np__out_str(o, "+");
         np__out_hex(o, pc - (uintptr_t)di.dli_saddr);
+    } else if (di.dli_fname && di.dli_fname[0]) {
+        /* No exported name (a static function, or np's own code in libnp.so, where only
+         * the API is exported): the module and offset, for addr2line -e MODULE OFFSET. */
+        const char *base = di.dli_fname, *s;
+        for (s = base; *s; s++)
+            if (*s == '/')
+                base = s + 1;
+        np__out_str(o, " (");
+        np__out_str(o, base);
+        np__out_str(o, "+");
+        np__out_hex(o, pc - (uintptr_t)di.dli_fbase);
+        np__out_str(o, ")");
     }
 }
 

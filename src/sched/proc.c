@@ -326,6 +326,8 @@ int np_run(np_fn main_fn, void *arg)
     return 0;
 }
 
+const char *np_version(void) { return NP_VERSION_STRING; }
+
 int np_procs(void)
 {
     return atomic_load(&np__sched.up) ? np__sched.nprocs : 0;

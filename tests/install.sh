@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# np as an installed library, seen from outside its tree: make install into a DESTDIR,
+# then a program in a temporary directory built with pkg-config (shared and --static),
+# the shared library's exports, C++ against the installed header, a second PREFIX, and
+# make uninstall. Prints "ok   install:CASE" / "FAIL install:CASE" and the summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tmp=$(mktemp -d /tmp/np-install.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { echo "ok   install:$1"; pass=$((pass + 1)); }
+bad() { echo "FAIL install:$1: $2"; fail=$((fail + 1)); }
+# check NAME CMD...: the case passes when CMD succeeds; its output is shown when not.
+check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$(printf '%s' "$out" | head -n 20)"; fi
+}
+
+dest=$tmp/dest
+prefix=/usr/local
+lib=$dest$prefix/lib
+export PKG_CONFIG_PATH=$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
+unset PKG_CONFIG_LIBDIR
+
+installed() {
+    make -s install DESTDIR="$dest" PREFIX=$prefix >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; return 1; }
+    local ver f
+    ver=$(sed -n 's/^#define NP_VERSION_STRING "\(.*\)"/\1/p' include/np.h)
+    for f in include/np.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
+        bin/np-chat bin/np-netlog; do
+        [ -f "$dest$prefix/$f" ] || { echo "missing $prefix/$f"; return 1; }
+    done
+    [ "$(readlink "$lib/libnp.so.${ver%%.*}")" = "libnp.so.$ver" ] || { echo "libnp.so.${ver%%.*} link wrong"; return 1; }
+    [ "$(readlink "$lib/libnp.so")" = "libnp.so.${ver%%.*}" ] || { echo "libnp.so link wrong"; return 1; }
+    readelf -d "$lib/libnp.so.$ver" | grep -q "Library soname: \[libnp.so.${ver%%.*}\]" || { echo "soname"; return 1; }
+    [ "$(pkg-config --modversion np)" = "$ver" ] || { echo "pkg-config --modversion: $(pkg-config --modversion np)"; return 1; }
+}
+check make_install_layout installed
+
+# Only np_ names leave the shared library (nm -D), and every function np.h declares does.
+exports() {
+    local so=$lib/libnp.so names decl missing
+    names=$(nm -D --defined-only "$so" | awk '{print $3}' | sort)
+    [ -n "$names" ] || { echo "no exports"; return 1; }
+    if grep -v '^np_[a-z]' <<<"$names"; then echo "^ exported but not public API"; return 1; fi
+    decl=$(grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' include/np.h | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
+    missing=$(comm -23 <(echo "$decl") <(echo "$names"))
+    [ -z "$missing" ] || { echo "declared in np.h but not exported: $missing"; return 1; }
+    extra=$(comm -13 <(echo "$decl") <(echo "$names"))
+    [ -z "$extra" ] || { echo "exported but not declared in np.h: $extra"; return 1; }
+}
+check shared_exports_only_api exports
+
+proj=$tmp/proj
+mkdir -p "$proj"
+cp tests/outoftree/prog.c "$proj/"
+shared_prog() {
+    cd "$proj" || return 1
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror prog.c $(pkg-config --cflags --libs np) -o prog-shared || return 1
+    LD_LIBRARY_PATH=$lib ldd ./prog-shared | grep -q "libnp.so.0 => $lib/libnp.so.0" || {
+        echo "not linked against the installed libnp.so:"
+        LD_LIBRARY_PATH=$lib ldd ./prog-shared
+        return 1
+    }
+    LD_LIBRARY_PATH=$lib timeout 60 ./prog-shared
+}
+check outoftree_pkgconfig_shared shared_prog
+
+static_prog() {
+    cd "$proj" || return 1
+    # shellcheck disable=SC2046
+    cc -static -std=c11 -Wall -Wextra -Werror prog.c $(pkg-config --static --cflags --libs np) -o prog-static \
+        2>"$tmp/static.log" || { cat "$tmp/static.log"; return 1; }
+    file ./prog-static | grep -q 'statically linked' || { file ./prog-static; return 1; }
+    timeout 60 ./prog-static
+}
+check outoftree_pkgconfig_static static_prog
+
+# The C++ test program against the installed header and library, with each compiler and
+# standard (the header alone), then linked and run.
+cxx_prog() {
+    local cxx std
+    for cxx in g++ clang++; do
+        command -v $cxx >/dev/null || { echo "no $cxx"; return 1; }
+        for std in c++11 c++14 c++17 c++20; do
+            # shellcheck disable=SC2046
+            $cxx -std=$std -Wall -Wextra -Werror -pedantic -fsyntax-only $(pkg-config --cflags np) \
+                "$root/tests/test_cpp.cpp" || { echo "$cxx -std=$std"; return 1; }
+        done
+        # shellcheck disable=SC2046
+        $cxx -std=c++17 -O2 "$root/tests/test_cpp.cpp" $(pkg-config --cflags --libs np) -o "$proj/cpp-$cxx" || return 1
+        LD_LIBRARY_PATH=$lib timeout 60 "$proj/cpp-$cxx" | grep -q '^3 passed, 0 failed' || return 1
+    done
+}
+check cxx_against_installed cxx_prog
+
+# Another PREFIX: np.pc points there.
+other_prefix() {
+    make -s install DESTDIR="$tmp/opt" PREFIX=/opt/np >/dev/null || return 1
+    grep -qx 'prefix=/opt/np' "$tmp/opt/opt/np/lib/pkgconfig/np.pc" || { cat "$tmp/opt/opt/np/lib/pkgconfig/np.pc"; return 1; }
+    [ -f "$tmp/opt/opt/np/include/np.h" ] && [ -x "$tmp/opt/opt/np/bin/np-echo" ]
+}
+check install_honours_prefix other_prefix
+
+uninstalled() {
+    make -s uninstall DESTDIR="$dest" PREFIX=$prefix >/dev/null || return 1
+    local left
+    left=$(find "$dest" -type f -o -type l)
+    [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+check make_uninstall_removes_all uninstalled
+
+echo "$pass passed, $fail failed, 0 skipped"
+[ "$fail" -eq 0 ]
