@@ -33,6 +33,8 @@ echo "ratio np/go median: switch=$(median "${sw[@]}") (target <= 0.100)  spawn=$
 echo "== echo 50 conns x 64 B, NP_PROCS=1, server on CPU 0, load on CPU 1"
 "$ys/abecho.sh" "$rounds" 50 64 "$secs" "epoll=$ys/echo_epoll 7201" "np=$bin/np-echo 7202" \
     "libuv=$ys/echo_uv 7203" "go=$ys/go_echo 7204"
+echo "== echo 50 conns x 64 B: np-echo linked statically vs against libnp.so (server CPU per message)"
+"$ys/cpuecho.sh" "$rounds" 50 64 "$secs" "np-static=$bin/np-echo 7241" "np-shared=$bin/np-echo-shared 7242"
 echo "== echo 50 x 64 B, np and epoll served at the same time (both on CPU 0, drift-immune)"
 bash bench/pair.sh "$rounds" 3 "epoll=$ys/echo_epoll 7205" "np=$bin/np-echo 7206"
 echo "== echo 1000 conns x 4 KiB"

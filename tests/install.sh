@@ -97,6 +97,19 @@ cxx_prog() {
 }
 check cxx_against_installed cxx_prog
 
+# Every program of docs/guide.md, built as a reader would (pkg-config, C11, warnings as
+# errors) and run: exit status 0 within 30 s.
+guide_prog() {
+    local name=$1
+    cd "$proj/guide" || return 1
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror "$name.c" $(pkg-config --cflags --libs np) -o "$name" || return 1
+    LD_LIBRARY_PATH=$lib timeout 30 "./$name"
+}
+for g in $(bash tests/guide.sh "$proj/guide"); do
+    check "$g" guide_prog "$g"
+done
+
 # Another PREFIX: np.pc points there.
 other_prefix() {
     make -s install DESTDIR="$tmp/opt" PREFIX=/opt/np >/dev/null || return 1
