@@ -34,7 +34,7 @@ installed() {
     done
     [ "$(readlink "$lib/libnp.so.${ver%%.*}")" = "libnp.so.$ver" ] || { echo "libnp.so.${ver%%.*} link wrong"; return 1; }
     [ "$(readlink "$lib/libnp.so")" = "libnp.so.${ver%%.*}" ] || { echo "libnp.so link wrong"; return 1; }
-    readelf -d "$lib/libnp.so.$ver" | grep -q "Library soname: \[libnp.so.${ver%%.*}\]" || { echo "soname"; return 1; }
+    readelf -d "$lib/libnp.so.$ver" | grep "Library soname: \[libnp.so.${ver%%.*}\]" >/dev/null || { echo "soname"; return 1; }
     [ "$(pkg-config --modversion np)" = "$ver" ] || { echo "pkg-config --modversion: $(pkg-config --modversion np)"; return 1; }
 }
 check make_install_layout installed
@@ -60,9 +60,10 @@ shared_prog() {
     cd "$proj" || return 1
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Wextra -Werror prog.c $(pkg-config --cflags --libs np) -o prog-shared || return 1
-    LD_LIBRARY_PATH=$lib ldd ./prog-shared | grep -q "libnp.so.0 => $lib/libnp.so.0" || {
+    LD_LIBRARY_PATH=$lib ldd ./prog-shared >ldd.out || return 1
+    grep -q "libnp.so.0 => $lib/libnp.so.0" ldd.out || {
         echo "not linked against the installed libnp.so:"
-        LD_LIBRARY_PATH=$lib ldd ./prog-shared
+        cat ldd.out
         return 1
     }
     LD_LIBRARY_PATH=$lib timeout 60 ./prog-shared
@@ -74,10 +75,37 @@ static_prog() {
     # shellcheck disable=SC2046
     cc -static -std=c11 -Wall -Wextra -Werror prog.c $(pkg-config --static --cflags --libs np) -o prog-static \
         2>"$tmp/static.log" || { cat "$tmp/static.log"; return 1; }
-    file ./prog-static | grep -q 'statically linked' || { file ./prog-static; return 1; }
+    file ./prog-static | grep 'statically linked' >/dev/null || { file ./prog-static; return 1; }
     timeout 60 ./prog-static
 }
 check outoftree_pkgconfig_static static_prog
+
+# A plugin-style load: dlopen the installed libnp.so.0 (its TLS is initial-exec: glibc's
+# static TLS reserve must take it) and run a coroutine through dlsym'd functions.
+dlopen_prog() {
+    cat >"$proj/dl.c" <<'C'
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+static int (*sleep_fn)(int64_t);
+static int slept;
+static void co(void *arg) { (void)arg; slept = sleep_fn(1000000) == 0; }
+int main(int argc, char **argv)
+{
+    (void)argc;
+    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!h) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
+    int (*run)(void (*)(void *), void *) = (int (*)(void (*)(void *), void *))dlsym(h, "np_run");
+    sleep_fn = (int (*)(int64_t))dlsym(h, "np_sleep");
+    if (!run || !sleep_fn || dlsym(h, "np__park")) { fprintf(stderr, "symbols wrong\n"); return 1; }
+    if (run(co, NULL) != 0 || !slept) { fprintf(stderr, "run failed\n"); return 1; }
+    return dlclose(h);
+}
+C
+    cc -std=c11 -Wall -Wextra -Werror "$proj/dl.c" -o "$proj/dl" -ldl || return 1
+    timeout 30 "$proj/dl" "$lib/libnp.so.0"
+}
+check dlopen_shared dlopen_prog
 
 # The C++ test program against the installed header and library, with each compiler and
 # standard (the header alone), then linked and run.
@@ -92,7 +120,8 @@ cxx_prog() {
         done
         # shellcheck disable=SC2046
         $cxx -std=c++17 -O2 "$root/tests/test_cpp.cpp" $(pkg-config --cflags --libs np) -o "$proj/cpp-$cxx" || return 1
-        LD_LIBRARY_PATH=$lib timeout 60 "$proj/cpp-$cxx" | grep -q '^3 passed, 0 failed' || return 1
+        LD_LIBRARY_PATH=$lib timeout 60 "$proj/cpp-$cxx" >"$proj/cpp-$cxx.out" || return 1
+        grep -q '^3 passed, 0 failed' "$proj/cpp-$cxx.out" || return 1
     done
 }
 check cxx_against_installed cxx_prog
