@@ -7,6 +7,8 @@
 # A mutant is a file tests/mutants/NAME.diff:
 #     # mutant: the bug it plants, in one line
 #     # run: BINARY[@POLLER,POLLER...] CASE [CASE...]      (one or more such lines)
+#   (BINARY is a test binary of build/tests, or a script of tests/ such as install.sh,
+#   which takes the names of its cases as arguments)
 #     <a unified diff, -p1, as git diff prints it>
 # Each "# run:" line runs once per poller named (once with the default if none). The
 # mutant is killed when every one of those runs fails (a failed check, a crash or a
@@ -58,8 +60,10 @@ run_cases() {
         [ "$pl" != default ] && env=(NP_POLLER="$pl")
         echo "-- $bin ($pl): $cases" >>"$log"
         RUNS=$((RUNS + 1))
+        local cmd=("$SCRATCH/build/tests/$bin" -r)
+        [ "${bin%.sh}" != "$bin" ] && cmd=(bash "$SCRATCH/tests/$bin") # a script: CASE... as arguments
         # shellcheck disable=SC2086
-        env "${env[@]}" timeout -k 5 600 "$SCRATCH/build/tests/$bin" -r $cases >>"$log" 2>&1 ||
+        env "${env[@]}" timeout -k 5 600 "${cmd[@]}" $cases >>"$log" 2>&1 ||
             FAILS=$((FAILS + 1))
     done
 }
