@@ -100,16 +100,17 @@ shared: $(B)/libnp.so
 tests: $(TESTS)
 bench-bin: $(BENCH) $(B)/bin/np-echo-shared
 
-$(B)/obj/%.c.o: %.c $(HDRS)
+# Objects depend on the Makefile too: a change of flags rebuilds them.
+$(B)/obj/%.c.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS_ALL) -c $< -o $@
-$(B)/obj/%.S.o: %.S
+$(B)/obj/%.S.o: %.S Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS_ALL) -c $< -o $@
-$(B)/pic/%.c.o: %.c $(HDRS)
+$(B)/pic/%.c.o: %.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC (pic) $<"; $(CC) $(CFLAGS_ALL) $(PIC_FLAGS) -c $< -o $@
-$(B)/pic/%.S.o: %.S
+$(B)/pic/%.S.o: %.S Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC (pic) $<"; $(CC) $(CFLAGS_ALL) $(PIC_FLAGS) -c $< -o $@
 $(B)/libnp.a: $(LIB_OBJ)
