@@ -173,6 +173,68 @@ int np_wg_done(np_wg *wg);
 /* Block until the counter is zero; returns 0, or -1/EPERM outside a coroutine. */
 int np_wg_wait(np_wg *wg);
 
+/* ---- condition variable, reader/writer mutex, once ------------------------------------
+ * Go's sync.Cond, sync.RWMutex and sync.Once for coroutines: opaque storage as above
+ * (zero is the initial state); a blocked call parks the coroutine, not the thread. */
+
+/* A condition variable (Go's sync.Cond) used with an np_mutex. NP_COND_INIT (or zero). */
+typedef struct np_cond { uint64_t np__opaque[4]; } np_cond;
+#define NP_COND_INIT {{0}}
+
+/* The caller holds mu: atomically unlock mu and park until np_cond_signal or
+ * np_cond_broadcast wakes this wait, then lock mu again and return 0. No spurious
+ * wake-ups, but the state may have changed before mu was relocked: re-check the
+ * condition in a loop. A wait that began (under mu) before a signal is never missed by
+ * it. -1/EPERM outside a coroutine or if mu is not locked; EINVAL for NULL. */
+int np_cond_wait(np_cond *c, np_mutex *mu);
+
+/* Wake the longest-waiting np_cond_wait, if any (holding the mutex is not required).
+ * Any thread may call it. Returns 0 (-1/EINVAL for NULL). */
+int np_cond_signal(np_cond *c);
+
+/* Wake every np_cond_wait begun before the call. Any thread. 0 (-1/EINVAL for NULL). */
+int np_cond_broadcast(np_cond *c);
+
+/* A reader/writer mutex (Go's sync.RWMutex): any number of readers, or one writer.
+ * A writer waiting for the lock holds back readers that come after it, so a stream of
+ * readers cannot starve writers; a writer's unlock lets in the readers that queued
+ * during its turn before the next writer. Ownership passes to waiters directly, so,
+ * as with np_mutex, the last unlocker may free the object right after its unlock.
+ * Initialise with NP_RWMUTEX_INIT (or zero). */
+typedef struct np_rwmutex { uint64_t np__opaque[6]; } np_rwmutex;
+#define NP_RWMUTEX_INIT {{0}}
+
+/* Lock for reading; returns 0, or -1/EPERM outside a coroutine. A reader must not
+ * read-lock again while holding it (a writer that came between would deadlock both). */
+int np_rwmutex_rlock(np_rwmutex *rw);
+
+/* Release a read lock: 0, or -1/EPERM when no reader holds it. */
+int np_rwmutex_runlock(np_rwmutex *rw);
+
+/* Lock for writing; returns 0, or -1/EPERM outside a coroutine. */
+int np_rwmutex_lock(np_rwmutex *rw);
+
+/* Release the write lock: 0, or -1/EPERM when no writer holds it. */
+int np_rwmutex_unlock(np_rwmutex *rw);
+
+/* Read-lock without blocking: 0, or -1/EBUSY while a writer holds it or waits for it. */
+int np_rwmutex_tryrlock(np_rwmutex *rw);
+
+/* Write-lock without blocking: 0, or -1/EBUSY while anyone holds it. */
+int np_rwmutex_trylock(np_rwmutex *rw);
+
+/* One-time initialisation (Go's sync.Once). Initialise with NP_ONCE_INIT (or zero). */
+typedef struct np_once { uint64_t np__opaque[2]; } np_once;
+#define NP_ONCE_INIT {{0}}
+
+/* Run fn(arg) if no call on o has run it yet; callers that come while it runs park
+ * until it has returned. Returns 0 once fn has returned (whoever ran it): after that it
+ * is one load and works from any thread. Before, -1 with EPERM outside a coroutine (fn
+ * not run), EINVAL for a NULL o or fn, EDEADLK when called from fn itself on the same
+ * o (fn carries on). fn must return: if its coroutine ends inside it (np_exit), every
+ * later caller waits forever. */
+int np_once_do(np_once *o, void (*fn)(void *), void *arg);
+
 /* ---- file descriptors ------------------------------------------------------------------
  * A descriptor used with np_read/np_write must first be registered with np_fd_open.
  * Sockets, pipes, ttys, eventfds and the like are set non-blocking and polled: a call
@@ -279,7 +341,8 @@ int np_dump(int fd);
 /* What the runtime is doing (np_stats). Counters are totals since np_run. */
 enum {
     NP_WAIT_SLEEP, NP_WAIT_CHAN_SEND, NP_WAIT_CHAN_RECV, NP_WAIT_SELECT, NP_WAIT_MUTEX,
-    NP_WAIT_WAITGROUP, NP_WAIT_IO, NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
+    NP_WAIT_WAITGROUP, NP_WAIT_COND, NP_WAIT_RWMUTEX, NP_WAIT_ONCE, NP_WAIT_IO,
+    NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
 };
 typedef struct np_stats {
     int64_t coroutines;                  /* alive (not finished) */

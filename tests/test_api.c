@@ -108,9 +108,13 @@ static void calls_without_descriptors(void)
     np_chan *c = np_chan_new(sizeof(int), 1);
     np_chan *u = np_chan_new(sizeof(int), 0);
     CHECK(c && u);
-    np_mutex mu = NP_MUTEX_INIT;
+    np_mutex mu = NP_MUTEX_INIT, held = NP_MUTEX_INIT;
     np_wg zero = NP_WG_INIT, one = NP_WG_INIT;
     CHECK_EQ(np_wg_add(&one, 1), 0);
+    np_cond cv = NP_COND_INIT;
+    np_rwmutex rw = NP_RWMUTEX_INIT;
+    np_once once = NP_ONCE_INIT;
+    CHECK_EQ(np_mutex_trylock(&held), 0); /* np_cond_wait's mutex, held as it must be */
     int v = 7;
     np_case cs[2] = {{c, NP_RECV, &v, 0}, {u, NP_SEND, &v, 0}};
     np_attr at = {0};
@@ -131,6 +135,10 @@ static void calls_without_descriptors(void)
     EXPECT(np_mutex_lock(&mu), EPERM);
     EXPECT(np_wg_wait(&zero), EPERM);
     EXPECT(np_wg_wait(&one), EPERM);
+    EXPECT(np_cond_wait(&cv, &held), EPERM);
+    EXPECT(np_rwmutex_rlock(&rw), EPERM);
+    EXPECT(np_rwmutex_lock(&rw), EPERM);
+    EXPECT(np_once_do(&once, never_run, NULL), EPERM); /* fn not run */
     T_ERRNO = 0;
     np_exit(); /* returns */
     if (t_errno() != EPERM)
@@ -143,6 +151,18 @@ static void calls_without_descriptors(void)
     CHECK_EQ(np_chan_len(c), 0);
     CHECK_EQ(np_mutex_trylock(&mu), 0);
     CHECK_EQ(np_mutex_unlock(&mu), 0);
+    /* the cond's mutex still held (not unlocked by the failed wait), no wait registered
+     * (a signal finds nobody), the rwmutex free, the once not done */
+    CHECK_ERR(np_mutex_trylock(&held), EBUSY);
+    CHECK_EQ(np_mutex_unlock(&held), 0);
+    CHECK_EQ(np_cond_signal(&cv), 0);
+    CHECK_EQ(np_cond_broadcast(&cv), 0);
+    CHECK(memcmp(&cv, &(np_cond)NP_COND_INIT, sizeof cv) == 0);
+    CHECK_EQ(np_rwmutex_trylock(&rw), 0);
+    CHECK_EQ(np_rwmutex_unlock(&rw), 0);
+    CHECK_EQ(np_rwmutex_tryrlock(&rw), 0);
+    CHECK_EQ(np_rwmutex_runlock(&rw), 0);
+    EXPECT(np_once_do(&once, never_run, NULL), EPERM); /* still not done */
     CHECK_EQ(np_chan_free(c), 0);
     CHECK_EQ(np_chan_free(u), 0);
 }

@@ -184,6 +184,9 @@ static const char *reason(int r)
     case W_SELECT_NOCASES: return "select (no cases)";
     case W_MUTEX: return "mutex";
     case W_WAITGROUP: return "waitgroup";
+    case W_COND: return "cond wait";
+    case W_RWMUTEX: return "rwmutex";
+    case W_ONCE: return "once";
     case W_IO: return "IO wait";
     case W_BLOCKING: return "blocking call";
     default: return "waiting";

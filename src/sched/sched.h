@@ -39,7 +39,7 @@ enum { STK_SAVED = 1, STK_TRIMMED = 2 };
 /* Why a coroutine waits (shown by dumps and counted by stats). */
 enum np_waitreason {
     W_NONE, W_SLEEP, W_CHAN_SEND, W_CHAN_RECV, W_SELECT, W_SELECT_NOCASES, W_MUTEX,
-    W_WAITGROUP, W_IO, W_BLOCKING
+    W_WAITGROUP, W_COND, W_RWMUTEX, W_ONCE, W_IO, W_BLOCKING
 };
 
 typedef struct np_g np_g;
