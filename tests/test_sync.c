@@ -346,7 +346,7 @@ static void never_called(void *arg) { FAILF("fn ran again"); }
  * while the slot is full (producers) or empty (consumers). Across 2 Ps a waiter's
  * unlock and park race the other side's signal every round: one lost signal and both
  * sides wait for ever (the case's alarm). */
-static np_cond notfull = NP_COND_INIT, notempty = NP_COND_INIT;
+static np_cond notfull = NP_COND_INIT, notempty = NP_COND_INIT, cv = NP_COND_INIT;
 static bool slot_full;
 static long slot_val, consumed_sum, consumed_n;
 static atomic_long nwaits;
@@ -412,12 +412,69 @@ static void t_cond_prodcons_2p(void)
     printf("    %ld items, %ld waits\n", consumed_n, (long)atomic_load(&nwaits));
 }
 
+/* The narrowest window: a plain thread spins on np_mutex_trylock and signals as soon as
+ * it finds the waiter's flag set, so it often has the mutex within nanoseconds of the
+ * waiter's unlock inside np_cond_wait, before the waiter has parked. Its signal must
+ * still reach that wait (Go's rule: the wait is registered before the unlock). A lost
+ * signal leaves the waiter parked for ever and the flag clear: the thread sees no
+ * progress and fails the case. */
+static int lost_flag; /* under mu: the waiter waits for a signal */
+static atomic_long lost_rounds;
+static atomic_bool lost_stop;
+
+static void *lost_signaller(void *arg)
+{
+    long last = -1;
+    double since = t_secs(), limit = 10.0 * (t_scale_v() > 1 ? 3 : 1);
+    while (!atomic_load(&lost_stop)) {
+        if (np_mutex_trylock(&mu) == 0) {
+            if (lost_flag) {
+                lost_flag = 0;
+                CHECK_EQ(np_cond_signal(&cv), 0);
+            }
+            CHECK_EQ(np_mutex_unlock(&mu), 0);
+        }
+        long r = atomic_load(&lost_rounds);
+        if (r != last) {
+            last = r;
+            since = t_secs();
+        } else if (t_secs() - since > limit) {
+            FAILF("round %ld: the waiter was never woken (a lost signal)", r);
+        }
+    }
+    return NULL;
+}
+
+static void lost_main(void *arg)
+{
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, lost_signaller, NULL), 0);
+    long n = *(long *)arg;
+    for (long i = 0; i < n; i++) {
+        CHECK_EQ(np_mutex_lock(&mu), 0);
+        lost_flag = 1;
+        while (lost_flag)
+            CHECK_EQ(np_cond_wait(&cv, &mu), 0);
+        CHECK_EQ(np_mutex_unlock(&mu), 0);
+        atomic_fetch_add(&lost_rounds, 1);
+    }
+    atomic_store(&lost_stop, true);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+}
+
+static void t_cond_no_lost_signal_2p(void)
+{
+    long n = t_scaled(50000);
+    t_procs(2);
+    T_RUN(lost_main, &n);
+    CHECK_EQ(atomic_load(&lost_rounds), n);
+}
+
 /* Signal wakes exactly one waiter, the one that has waited longest (FIFO), and only
  * waits begun before it; broadcast wakes every waiter. The order a waiter waits in is
  * recorded under mu just before np_cond_wait, and the order of wake-ups under mu right
  * after: with one P, the order the cond was entered in. */
 #define NCW 12
-static np_cond cv = NP_COND_INIT;
 static int wait_order[NCW], nwait_order, wake_order[NCW];
 static atomic_int nwoken;
 
@@ -1092,6 +1149,7 @@ static const t_case cases[] = {
     T(t_waitgroup_negative_einval),
     T(t_waitgroup_race_2p),
     T(t_cond_prodcons_2p),
+    T(t_cond_no_lost_signal_2p),
     T(t_cond_signal_one_fifo_1p),
     T(t_cond_signal_one_2p),
     T(t_cond_broadcast_wakes_all_2p),

@@ -209,7 +209,14 @@ int np_rwmutex_unlock(np_rwmutex *pub)
     struct np__rwwaiter *readers = NULL;
     np_g *writer = NULL;
     uint32_t to;
-    if (s & RW_RQ) {
+    if (!(s & RW_W)) { /* (misuse: another unlock came first) */
+        np_spin_unlock(&rw->lk);
+        errno = EPERM;
+        return -1;
+    }
+    if (!(s & (RW_RQ | RW_WQ))) {
+        to = s & ~(uint32_t)RW_W; /* (misuse again: nobody left to hand it to) */
+    } else if (s & RW_RQ) {
         /* Readers that queued during our turn go first, all together; a queued writer
          * keeps RW_WQ set, so readers that come from now on queue behind it. */
         uint32_t n = 0;
