@@ -18,9 +18,9 @@
 /* The version of this header; np_version() gives the library's. A change of the major
  * version (the shared library's soname, libnp.so.MAJOR) breaks the ABI. */
 #define NP_VERSION_MAJOR 0
-#define NP_VERSION_MINOR 12
+#define NP_VERSION_MINOR 13
 #define NP_VERSION_PATCH 0
-#define NP_VERSION_STRING "0.12.0"
+#define NP_VERSION_STRING "0.13.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -338,11 +338,12 @@ const char *np_poller_name(void);
  * EPIPE, ...) when the dump could not be written. */
 int np_dump(int fd);
 
-/* What the runtime is doing (np_stats). Counters are totals since np_run. */
+/* What the runtime is doing (np_stats). Counters are totals since np_run. Coroutines
+ * waiting in np_cond_wait, np_rwmutex_rlock/lock or np_once_do count as NP_WAIT_OTHER
+ * (np_dump names those waits). */
 enum {
     NP_WAIT_SLEEP, NP_WAIT_CHAN_SEND, NP_WAIT_CHAN_RECV, NP_WAIT_SELECT, NP_WAIT_MUTEX,
-    NP_WAIT_WAITGROUP, NP_WAIT_COND, NP_WAIT_RWMUTEX, NP_WAIT_ONCE, NP_WAIT_IO,
-    NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
+    NP_WAIT_WAITGROUP, NP_WAIT_IO, NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
 };
 typedef struct np_stats {
     int64_t coroutines;                  /* alive (not finished) */

@@ -1,5 +1,6 @@
 // np from C++: np.h compiles as C++11 (-Wall -Wextra -Werror -pedantic) and a C++ program
-// runs coroutines, channels, select, a mutex, a wait group and sockets. Built in every
+// runs coroutines, channels, select, a mutex, a wait group, a cond, a reader/writer
+// mutex, a once and sockets. Built in every
 // variant with the variant's C++ compiler; prints the harness's summary line itself
 // (tests/t.h is C). The install test builds it again against an installed tree.
 #include <np.h>
@@ -189,6 +190,61 @@ void net_main(void *)
     np_close(e.lfd);
 }
 
+// ---- cond, rwmutex, once: a config loaded once, read under a read lock, a queue ----
+struct Shared {
+    np_once once = NP_ONCE_INIT;
+    np_rwmutex rw = NP_RWMUTEX_INIT;
+    np_mutex mu = NP_MUTEX_INIT;
+    np_cond cv = NP_COND_INIT;
+    np_wg wg = NP_WG_INIT;
+    int loads = 0;
+    std::string config;  // set once, then read under rw
+    std::vector<int> q;  // under mu
+    int taken = 0;       // under mu
+};
+
+void load_config(void *arg)
+{
+    Shared *s = static_cast<Shared *>(arg);
+    s->loads++;
+    np_yield();
+    s->config = "loaded";
+}
+
+void sync_worker(void *arg)
+{
+    Shared *s = static_cast<Shared *>(arg);
+    EXPECT(np_once_do(&s->once, load_config, s) == 0);
+    EXPECT(np_rwmutex_rlock(&s->rw) == 0);
+    EXPECT(s->config == "loaded");
+    EXPECT(np_rwmutex_runlock(&s->rw) == 0);
+    Lock l(s->mu);
+    while (s->q.empty())
+        EXPECT(np_cond_wait(&s->cv, &s->mu) == 0);
+    s->q.pop_back();
+    s->taken++;
+    np_wg_done(&s->wg);
+}
+
+void sync_main(void *)
+{
+    Shared s;
+    const int n = 10;
+    np_wg_add(&s.wg, n);
+    for (int i = 0; i < n; i++)
+        EXPECT(np_go(sync_worker, &s) > 0);
+    for (int i = 0; i < n; i++) {
+        EXPECT(np_rwmutex_lock(&s.rw) == 0);
+        EXPECT(np_rwmutex_unlock(&s.rw) == 0);
+        Lock l(s.mu);
+        s.q.push_back(i);
+        EXPECT(np_cond_signal(&s.cv) == 0);
+    }
+    EXPECT(np_wg_wait(&s.wg) == 0);
+    EXPECT(s.loads == 1);
+    EXPECT(s.taken == n);
+}
+
 void version_main(void *) { EXPECT(std::strcmp(np_version(), NP_VERSION_STRING) == 0); }
 
 struct Case {
@@ -203,6 +259,7 @@ int main()
     static const Case cases[] = {
         {"t_cpp_chan_select_mutex_wg", chan_main},
         {"t_cpp_tcp_echo", net_main},
+        {"t_cpp_cond_rwmutex_once", sync_main},
         {"t_cpp_version", version_main},
     };
     int passed = 0, failed = 0;

@@ -340,6 +340,12 @@ static void t_waitgroup_race_2p(void)
 
 static void never_called(void *arg) { FAILF("fn ran again"); }
 
+/* np_stats counts waits in a cond, rwmutex or once as NP_WAIT_OTHER (the dump names
+ * them): each case below has only one of these kinds waiting at a time. */
+#define WAIT_COND NP_WAIT_OTHER
+#define WAIT_RWMUTEX NP_WAIT_OTHER
+#define WAIT_ONCE NP_WAIT_OTHER
+
 /* ---- condition variable --------------------------------------------------------------------- */
 
 /* A one-slot buffer between producers and consumers, each side waiting on its own cond
@@ -506,11 +512,11 @@ static void cond_signal_main(void *arg)
     np_wg_add(&wg, NCW);
     for (int i = 0; i < NCW; i++)
         np_go(cond_waiter, (void *)(intptr_t)i);
-    wait_blocked(NP_WAIT_COND, NCW);
+    wait_blocked(WAIT_COND, NCW);
     for (int k = 1; k <= NCW / 2; k++) {
         CHECK_EQ(np_cond_signal(&cv), 0);
         wait_woken(k);                       /* one woke up ... */
-        wait_blocked(NP_WAIT_COND, NCW - k); /* ... and only one left the cond */
+        wait_blocked(WAIT_COND, NCW - k); /* ... and only one left the cond */
         CHECK_EQ(np_yield(), 0);
         CHECK_EQ(atomic_load(&nwoken), k);
     }
@@ -521,7 +527,7 @@ static void cond_signal_main(void *arg)
             CHECK_EQ(wake_order[k], wait_order[k]);
     CHECK_EQ(np_mutex_unlock(&mu), 0);
     CHECK_EQ(np_cond_broadcast(&cv), 0); /* the rest, all at once */
-    wait_blocked(NP_WAIT_COND, 0);
+    wait_blocked(WAIT_COND, 0);
     np_wg_wait(&wg);
     CHECK_EQ(atomic_load(&nwoken), NCW);
 }
@@ -562,7 +568,7 @@ static void broadcast_main(void *arg)
         np_wg_add(&wg, n);
         for (int i = 0; i < n; i++)
             np_go(gen_waiter, NULL);
-        wait_blocked(NP_WAIT_COND, n);
+        wait_blocked(WAIT_COND, n);
         CHECK_EQ(np_mutex_lock(&mu), 0);
         gen++;
         CHECK_EQ(np_cond_broadcast(&cv), 0);
@@ -573,7 +579,7 @@ static void broadcast_main(void *arg)
     /* nobody left behind, nothing pending: a new waiter is not woken by the old ones */
     np_wg_add(&wg, 1);
     np_go(gen_waiter, NULL);
-    wait_blocked(NP_WAIT_COND, 1);
+    wait_blocked(WAIT_COND, 1);
     CHECK_EQ(np_mutex_lock(&mu), 0);
     gen++;
     CHECK_EQ(np_cond_signal(&cv), 0);
@@ -597,7 +603,7 @@ static void *thread_signal(void *arg)
             CHECK_EQ(np_stats_get(&st), 0);
             if (np_now() - t0 > 30LL * 1000000000)
                 FAILF("the waiter never waited");
-        } while (st.waiting_by[NP_WAIT_COND] != 1);
+        } while (st.waiting_by[WAIT_COND] != 1);
         CHECK_EQ(k == 1 ? np_cond_signal(&cv) : np_cond_broadcast(&cv), 0);
         while (atomic_load(&nwoken) < k)
             sched_yield();
@@ -782,7 +788,7 @@ static int64_t rw_blocked(void)
 {
     np_stats st;
     CHECK_EQ(np_stats_get(&st), 0);
-    return st.waiting_by[NP_WAIT_RWMUTEX];
+    return st.waiting_by[WAIT_RWMUTEX];
 }
 
 static void stream_reader(void *arg)
@@ -879,17 +885,17 @@ static void rw_order_main(void *arg)
     np_wg_add(&wg, 3 + 1 + 2);
     for (int i = 0; i < 3; i++)
         np_go(q_reader, NULL);
-    wait_blocked(NP_WAIT_RWMUTEX, 3);
+    wait_blocked(WAIT_RWMUTEX, 3);
     np_go(q_writer, NULL);
-    wait_blocked(NP_WAIT_RWMUTEX, 4);
+    wait_blocked(WAIT_RWMUTEX, 4);
     CHECK_EQ(np_rwmutex_unlock(&rw), 0);
     /* the three readers are in together; the writer still waits */
     WAIT_FOR(atomic_load(&rinside) == 3, "%d readers let in, want 3", atomic_load(&rinside));
-    wait_blocked(NP_WAIT_RWMUTEX, 1);
+    wait_blocked(WAIT_RWMUTEX, 1);
     CHECK_ERR(np_rwmutex_tryrlock(&rw), EBUSY); /* a writer waits: no new reader */
     for (int i = 0; i < 2; i++)
         np_go(late_reader, NULL);
-    wait_blocked(NP_WAIT_RWMUTEX, 3); /* they queue behind the writer */
+    wait_blocked(WAIT_RWMUTEX, 3); /* they queue behind the writer */
     CHECK_EQ(atomic_load(&nwoken), 0);
     atomic_store(&order_step, 1);
     np_wg_wait(&wg);
@@ -930,7 +936,7 @@ static void rw_try_main(void *arg)
     CHECK_EQ(np_rwmutex_rlock(&rw), 0);
     np_wg_add(&wg, 1);
     np_go(q_writer, NULL);
-    wait_blocked(NP_WAIT_RWMUTEX, 1);
+    wait_blocked(WAIT_RWMUTEX, 1);
     CHECK_ERR(np_rwmutex_tryrlock(&rw), EBUSY);
     CHECK_ERR(np_rwmutex_trylock(&rw), EBUSY);
     atomic_store(&order_step, 1);
@@ -1018,7 +1024,7 @@ static void once_fn(void *arg)
 {
     atomic_fetch_add(&once_calls, 1);
     int want = *(int *)arg;
-    t_wait_blocked(NP_WAIT_ONCE, want, true); /* callers park while fn runs */
+    t_wait_blocked(WAIT_ONCE, want, true); /* callers park while fn runs */
     np_yield();
     np_sleep(1000000);
     np_yield();
