@@ -115,6 +115,18 @@ static void *slow(void *a)
 }
 static int block_fd[2];
 static void w_blocking(void *a) { np_blocking(slow, &block_fd[0]); }
+static np_mutex cmu = NP_MUTEX_INIT;
+static np_cond cv = NP_COND_INIT;
+static np_rwmutex rw = NP_RWMUTEX_INIT;
+static np_once once = NP_ONCE_INIT;
+static void w_cond(void *a)
+{
+    np_mutex_lock(&cmu);
+    np_cond_wait(&cv, &cmu);
+}
+static void w_rwmutex(void *a) { np_rwmutex_rlock(&rw); }
+static void sleep_fn(void *a) { np_sleep(3600 * 1000 * MS); }
+static void w_once(void *a) { np_once_do(&once, sleep_fn, NULL); } /* one runs fn, one waits */
 
 static void dozen_main(void *arg)
 {
@@ -130,14 +142,17 @@ static void dozen_main(void *arg)
     CHECK_EQ(pipe(block_fd), 0);
     CHECK_EQ(np_fd_open(sv[0]), 0);
     CHECK_EQ(np_fd_open(pw[1]), 0);
-    np_fn fns[] = {w_sleep, w_recv, w_recv, w_send, w_select, w_mutex, w_wg, w_read, w_write, w_blocking, w_sleep};
-    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+    np_rwmutex_lock(&rw);
+    np_fn fns[] = {w_sleep, w_recv, w_recv, w_send, w_select, w_mutex, w_wg, w_read, w_write,
+                   w_blocking, w_sleep, w_cond, w_rwmutex, w_once, w_once};
+    size_t n = sizeof fns / sizeof fns[0];
+    for (size_t i = 0; i < n; i++)
         np_go(fns[i], NULL);
-    /* wait until all eleven wait (the event itself, via the runtime's own stats) */
+    /* wait until all of them wait (the event itself, via the runtime's own stats) */
     for (;;) {
         np_stats s;
         CHECK_EQ(np_stats_get(&s), 0);
-        if (s.waiting >= 11)
+        if (s.waiting >= (int64_t)n)
             break;
         np_sleep(MS);
     }
@@ -241,7 +256,8 @@ static void t_sigquit_dump_names_every_wait(void)
         FAILF("child status %#x, want exit 2; output:\n%s", st, out);
     const char *want[] = {"SIGQUIT: quit", "[sleep, ", "(main)", "[chan receive, ", "[chan send, ",
                           "[select, ", "[mutex, ", "[waitgroup, ", "[IO wait fd ", " read, ",
-                          " write, ", "[blocking call]", park_frame(), "coroutines\n"};
+                          " write, ", "[blocking call]", "[cond wait, ", "[rwmutex, ", "[once, ",
+                          park_frame(), "coroutines\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(out, want[i]))
             FAILF("dump lacks \"%s\":\n%s", want[i], out);
