@@ -338,12 +338,13 @@ const char *np_poller_name(void);
  * EPIPE, ...) when the dump could not be written. */
 int np_dump(int fd);
 
-/* What the runtime is doing (np_stats). Counters are totals since np_run. Coroutines
- * waiting in np_cond_wait, np_rwmutex_rlock/lock or np_once_do count as NP_WAIT_OTHER
- * (np_dump names those waits). */
+/* What the runtime is doing (np_stats). Counters are totals since np_run. waiting_by
+ * counts the waiting coroutines by what they wait in (NP_WAIT_COND: np_cond_wait,
+ * NP_WAIT_RWMUTEX: np_rwmutex_rlock/lock, NP_WAIT_ONCE: np_once_do, ...). */
 enum {
     NP_WAIT_SLEEP, NP_WAIT_CHAN_SEND, NP_WAIT_CHAN_RECV, NP_WAIT_SELECT, NP_WAIT_MUTEX,
-    NP_WAIT_WAITGROUP, NP_WAIT_IO, NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_NREASONS
+    NP_WAIT_WAITGROUP, NP_WAIT_IO, NP_WAIT_BLOCKING, NP_WAIT_OTHER, NP_WAIT_COND,
+    NP_WAIT_RWMUTEX, NP_WAIT_ONCE, NP_WAIT_NREASONS
 };
 typedef struct np_stats {
     int64_t coroutines;                  /* alive (not finished) */

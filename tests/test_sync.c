@@ -340,11 +340,9 @@ static void t_waitgroup_race_2p(void)
 
 static void never_called(void *arg) { FAILF("fn ran again"); }
 
-/* np_stats counts waits in a cond, rwmutex or once as NP_WAIT_OTHER (the dump names
- * them): each case below has only one of these kinds waiting at a time. */
-#define WAIT_COND NP_WAIT_OTHER
-#define WAIT_RWMUTEX NP_WAIT_OTHER
-#define WAIT_ONCE NP_WAIT_OTHER
+#define WAIT_COND NP_WAIT_COND
+#define WAIT_RWMUTEX NP_WAIT_RWMUTEX
+#define WAIT_ONCE NP_WAIT_ONCE
 
 /* ---- condition variable --------------------------------------------------------------------- */
 

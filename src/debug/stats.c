@@ -14,8 +14,9 @@ static int bucket(int r)
     case W_SELECT: case W_SELECT_NOCASES: return NP_WAIT_SELECT;
     case W_MUTEX: return NP_WAIT_MUTEX;
     case W_WAITGROUP: return NP_WAIT_WAITGROUP;
-    /* np_cond, np_rwmutex, np_once: NP_WAIT_OTHER (np_stats' layout is ABI; the dump
-     * names them) */
+    case W_COND: return NP_WAIT_COND;
+    case W_RWMUTEX: return NP_WAIT_RWMUTEX;
+    case W_ONCE: return NP_WAIT_ONCE;
     case W_IO: return NP_WAIT_IO;
     case W_BLOCKING: return NP_WAIT_BLOCKING;
     default: return NP_WAIT_OTHER;
