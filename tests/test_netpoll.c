@@ -900,7 +900,7 @@ static void t_lt_stale_report_keeps_new_interest(void)
 /* ---- a deadline timer that fires after its deadline changed -------------------------------- */
 
 /* Another P may pop a deadline timer from its heap just before the deadline is changed
- * (np_timer_del then finds nothing to remove): the callback runs late, with the seq it
+ * (np__timer_del then finds nothing to remove): the callback runs late, with the seq it
  * was armed with, and must do nothing. Here the late call is made by hand, exactly as
  * that P would make it. */
 static void stale_timer_main(void *arg)
@@ -911,7 +911,7 @@ static void stale_timer_main(void *arg)
     CHECK(pd != NULL);
     CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 3600 * 1000 * MS), 0);
     CHECK(pd->rt_set);
-    np_timer late = pd->rt; /* what the popping P holds: f, arg, seq */
+    np__timer late = pd->rt; /* what the popping P holds: f, arg, seq */
     CHECK_EQ(np_set_read_deadline(sv[0], np_now() + 7200 * 1000 * MS), 0); /* moved */
     CHECK(pd->rseq != late.seq);
     late.f(late.arg, late.seq); /* the stale callback */

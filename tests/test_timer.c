@@ -251,7 +251,7 @@ static void t_short_sleep_not_behind_long(void)
 /* ---- the timer heap ---------------------------------------------------------------------- */
 
 typedef struct rec {
-    np_timer t;
+    np__timer t;
     int64_t when;
     bool deleted, fired;
 } rec;
@@ -286,7 +286,7 @@ static void t_timer_heap_million(void)
     double t0 = t_secs();
     for (long i = 0; i < n; i++) {
         recs[i].when = 1 + (int64_t)(t_rand(&r) % 1000000000000ULL);
-        CHECK_EQ(np_timer_add(p, &recs[i].t, recs[i].when, heap_fire, &recs[i], (uintptr_t)i), 0);
+        CHECK_EQ(np__timer_add(p, &recs[i].t, recs[i].when, heap_fire, &recs[i], (uintptr_t)i), 0);
     }
     CHECK_EQ(p->timers.n, n);
     double t_add = t_secs() - t0;
@@ -294,13 +294,13 @@ static void t_timer_heap_million(void)
     int64_t min = INT64_MAX;
     for (long i = 0; i < n; i++)
         min = recs[i].when < min ? recs[i].when : min;
-    CHECK_EQ(np_timers_first(&p->timers), min);
+    CHECK_EQ(np__timers_first(&p->timers), min);
 
     t0 = t_secs();
     long ndel = 0;
     for (long i = 0; i < n; i++) {
         if (t_rand(&r) & 1) {
-            CHECK(np_timer_del(&recs[i].t));
+            CHECK(np__timer_del(&recs[i].t));
             recs[i].deleted = true;
             ndel++;
         }
@@ -309,25 +309,25 @@ static void t_timer_heap_million(void)
     CHECK_EQ(p->timers.n, n - ndel);
     for (long i = 0; i < n; i += 97) /* deleting twice: nothing to remove */
         if (recs[i].deleted)
-            CHECK(!np_timer_del(&recs[i].t));
+            CHECK(!np__timer_del(&recs[i].t));
     min = INT64_MAX;
     for (long i = 0; i < n; i++)
         if (!recs[i].deleted && recs[i].when < min)
             min = recs[i].when;
-    CHECK_EQ(np_timers_first(&p->timers), min);
+    CHECK_EQ(np__timers_first(&p->timers), min);
 
     /* nothing is due before the earliest */
     run_upto = min - 1;
-    CHECK_EQ(np_timers_run(p, run_upto), 0);
+    CHECK_EQ(np__timers_run(p, run_upto), 0);
 
     t0 = t_secs();
     long total = 0;
     for (int step = 1; step <= 10; step++) {
         run_upto = step == 10 ? INT64_MAX : step * 100000000000LL;
-        int ran = np_timers_run(p, run_upto);
+        int ran = np__timers_run(p, run_upto);
         total += ran;
         if (p->timers.n > 0)
-            CHECK(np_timers_first(&p->timers) > run_upto);
+            CHECK(np__timers_first(&p->timers) > run_upto);
     }
     double t_run = t_secs() - t0;
     CHECK_EQ(total, n - ndel);
@@ -336,11 +336,11 @@ static void t_timer_heap_million(void)
     CHECK_EQ(nbad_order, 0);
     CHECK_EQ(nearly, 0);
     CHECK_EQ(p->timers.n, 0);
-    CHECK_EQ(np_timers_first(&p->timers), 0);
+    CHECK_EQ(np__timers_first(&p->timers), 0);
     for (long i = 0; i < n; i++)
         CHECK(recs[i].fired != recs[i].deleted);
     for (long i = 0; i < n; i += 1000) /* fired timers are out of the heap */
-        CHECK(!np_timer_del(&recs[i].t));
+        CHECK(!np__timer_del(&recs[i].t));
     if (getenv("T_VERBOSE"))
         fprintf(stderr, "n=%ld add %.0f ns/op, del %.0f ns/op, run %.0f ns/op\n", n,
                 t_add * 1e9 / n, t_del * 1e9 / ndel, t_run * 1e9 / (n - ndel));
@@ -349,7 +349,7 @@ static void t_timer_heap_million(void)
     double per_op = (t_add + t_del + t_run) * 1e9 / (double)(n + ndel + (n - ndel));
     if (per_op > 20000.0 * (double)t_scale_v())
         FAILF("%.0f ns per timer operation with %ld timers", per_op, n);
-    np_timers_free(&p->timers);
+    np__timers_free(&p->timers);
     free(recs);
     free(p);
 }
@@ -371,10 +371,10 @@ static void t_timer_heap_churn(void)
             if (atomic_load(&x->t.p) == NULL && (t_rand(&r) & 3) == 0) {
                 x->when = now + 1 + (int64_t)(t_rand(&r) % 1000000);
                 x->fired = x->deleted = false;
-                CHECK_EQ(np_timer_add(p, &x->t, x->when, heap_fire, x, (uintptr_t)i), 0);
+                CHECK_EQ(np__timer_add(p, &x->t, x->when, heap_fire, x, (uintptr_t)i), 0);
                 pending++;
             } else if (atomic_load(&x->t.p) != NULL && (t_rand(&r) & 7) == 0) {
-                CHECK(np_timer_del(&x->t));
+                CHECK(np__timer_del(&x->t));
                 x->deleted = true;
                 pending--;
             }
@@ -384,15 +384,15 @@ static void t_timer_heap_churn(void)
         run_upto = now;
         last_fired = 0;
         long before = nfired;
-        np_timers_run(p, now);
+        np__timers_run(p, now);
         pending -= nfired - before;
         CHECK_EQ(p->timers.n, pending);
-        CHECK(p->timers.n == 0 || np_timers_first(&p->timers) > now);
+        CHECK(p->timers.n == 0 || np__timers_first(&p->timers) > now);
     }
     CHECK_EQ(nbad, 0);
     CHECK_EQ(nbad_order, 0);
     CHECK_EQ(nearly, 0);
-    np_timers_free(&p->timers);
+    np__timers_free(&p->timers);
     free(recs);
     free(p);
 }

@@ -192,9 +192,9 @@ void np__pd_unblock(np_pd *pd)
     pd->wseq++;
     np_g *r = unblock(pd, PD_R, false), *w = unblock(pd, PD_W, false);
     if (pd->rt_set)
-        np_timer_del(&pd->rt);
+        np__timer_del(&pd->rt);
     if (pd->wt_set)
-        np_timer_del(&pd->wt);
+        np__timer_del(&pd->wt);
     pd->rt_set = pd->wt_set = false;
     np_spin_unlock(&pd->lock);
     goready(r);
@@ -259,11 +259,11 @@ static void deadline_r(void *pd, uintptr_t seq) { deadline(pd, seq, true, false)
 static void deadline_w(void *pd, uintptr_t seq) { deadline(pd, seq, false, true); }
 static void deadline_rw(void *pd, uintptr_t seq) { deadline(pd, seq, true, true); }
 
-static void arm_timer(np_pd *pd, np_timer *t, int64_t when, np_timer_fn f, uintptr_t seq)
+static void arm_timer(np_pd *pd, np__timer *t, int64_t when, np__timer_fn f, uintptr_t seq)
 {
     np_m *m = np__getm();
     np_p *p = m && m->p ? m->p : np__sched.allp[0];
-    if (np_timer_add(p, t, when, f, pd, seq) == 0)
+    if (np__timer_add(p, t, when, f, pd, seq) == 0)
         np__timer_added(when);
 }
 
@@ -284,7 +284,7 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
         atomic_store(&pd->wd, d);
     int64_t rd = atomic_load(&pd->rd), wd = atomic_load(&pd->wd);
     bool combo = rd > 0 && rd == wd;
-    np_timer_fn rf = combo ? deadline_rw : deadline_r;
+    np__timer_fn rf = combo ? deadline_rw : deadline_r;
     if (!pd->rt_set) {
         if (rd > 0) {
             arm_timer(pd, &pd->rt, rd, rf, pd->rseq);
@@ -292,7 +292,7 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
         }
     } else if (rd != rd0 || combo != combo0) {
         pd->rseq++;
-        np_timer_del(&pd->rt);
+        np__timer_del(&pd->rt);
         pd->rt_set = false;
         if (rd > 0) {
             arm_timer(pd, &pd->rt, rd, rf, pd->rseq);
@@ -306,7 +306,7 @@ void np__pd_set_deadline(np_pd *pd, int64_t d, int mode)
         }
     } else if (wd != wd0 || combo != combo0) {
         pd->wseq++;
-        np_timer_del(&pd->wt);
+        np__timer_del(&pd->wt);
         pd->wt_set = false;
         if (wd > 0 && !combo) {
             arm_timer(pd, &pd->wt, wd, deadline_w, pd->wseq);

@@ -24,7 +24,7 @@ typedef struct np_pd {
     uintptr_t user;            /* back end's cookie (array slot) */
     uintptr_t rseq, wseq;      /* bumped to invalidate pending deadline timers */
     _Atomic uintptr_t rg, wg;  /* 0, PD_READY, PD_WAIT or the waiting np_g */
-    np_timer rt, wt;           /* read (or combined read+write) and write deadline timers */
+    np__timer rt, wt;          /* read (or combined read+write) and write deadline timers */
     bool rt_set, wt_set;
     _Atomic int64_t rd, wd;    /* deadlines: 0 none, -1 passed, else absolute ns */
     struct np_pd *link;        /* cache free list */

@@ -203,7 +203,7 @@ static void teardown(void)
 {
     np__g_free_all();
     for (int i = 0; i < np__sched.nprocs; i++) {
-        np_timers_free(&np__sched.allp[i]->timers);
+        np__timers_free(&np__sched.allp[i]->timers);
         free(np__sched.allp[i]);
     }
     free(np__sched.allp);
@@ -346,7 +346,7 @@ static void sleep_fire(void *arg, uintptr_t seq)
 static bool sleep_commit(np_g *g, void *arg)
 {
     int64_t when = (int64_t)(intptr_t)arg;
-    if (np_timer_add(g->m->p, &g->timer, when, sleep_fire, g, 0) != 0)
+    if (np__timer_add(g->m->p, &g->timer, when, sleep_fire, g, 0) != 0)
         return false; /* no memory for the heap: wake at once rather than never */
     np__timer_added(when);
     return true;

@@ -171,9 +171,9 @@ static inline __attribute__((always_inline)) np_g *runq_local(np_p *p)
     if (__builtin_expect(tick % 61 == 0, 0)) {
         /* Coroutines that keep switching among themselves never reach the scheduler
          * loop: look at due timers and the global queue here too. */
-        int64_t first = np_timers_first(&p->timers);
+        int64_t first = np__timers_first(&p->timers);
         if (first && first <= np__nanotime())
-            np_timers_run(p, np__nanotime());
+            np__timers_run(p, np__nanotime());
         if (atomic_load_explicit(&np__sched.runqsize, memory_order_relaxed) > 0) {
             pthread_mutex_lock(&np__sched.lock);
             np_g *g = np__globrunqget(p, 1);
@@ -737,8 +737,8 @@ static np_g *steal_work(np_m *m, int64_t now)
             np_p *v = np__sched.allp[(off + k) % n];
             if (v == p)
                 continue;
-            int64_t first = np_timers_first(&v->timers);
-            if (first && first <= now && np_timers_run(v, now)) {
+            int64_t first = np__timers_first(&v->timers);
+            if (first && first <= now && np__timers_run(v, now)) {
                 np_g *g = np__runqget(p);
                 if (g)
                     return g;
@@ -775,11 +775,11 @@ top:
         return NULL;
     np_p *p = m->p;
     int64_t now = 0;
-    int64_t first = np_timers_first(&p->timers);
+    int64_t first = np__timers_first(&p->timers);
     if (first) {
         now = np__nanotime();
         if (first <= now)
-            np_timers_run(p, now);
+            np__timers_run(p, now);
     }
     if ((g = runq_local(p)))
         goto found;
@@ -848,7 +848,7 @@ top:
     /* Earliest timer of any P: somebody must wake for it. */
     int64_t pu = 0;
     for (int i = 0; i < np__sched.nprocs; i++) {
-        int64_t w = np_timers_first(&np__sched.allp[i]->timers);
+        int64_t w = np__timers_first(&np__sched.allp[i]->timers);
         if (w && (pu == 0 || w < pu))
             pu = w;
     }
@@ -1009,7 +1009,7 @@ void *np_blocking(void *(*fn)(void *), void *arg)
 /* Hand the P of an M stuck in a blocking call to another M. */
 static void handoffp(np_p *p)
 {
-    if (!np__runqempty(p) || atomic_load(&np__sched.runqsize) > 0 || np_timers_first(&p->timers) ||
+    if (!np__runqempty(p) || atomic_load(&np__sched.runqsize) > 0 || np__timers_first(&p->timers) ||
         np__netpoll_waiters()) {
         startm(p, false);
         return;

@@ -65,7 +65,7 @@ struct np_g {
     void *param;         /* wake-up payload (which select case fired) */
     _Atomic uintptr_t selecttok; /* != 0 while a select/timed wait may be won */
     uintptr_t seltokgen;
-    np_timer timer;      /* sleep and select timeout */
+    np__timer timer;     /* sleep and select timeout */
 #ifdef NP_ASAN
     void *asan_fake;
 #endif
@@ -101,7 +101,7 @@ struct np_p {
     np_stack_cache stacks;
     int64_t idcache, idend;      /* ids handed out in batches */
     _Atomic uint64_t nswitch, nsteal; /* counters, written by the owner only */
-    np_timers timers;
+    np__timers timers;
 };
 
 enum { AFTER_NONE, AFTER_PARK, AFTER_YIELD, AFTER_SPAWN, AFTER_REQUEUE, AFTER_EXIT };
@@ -174,7 +174,7 @@ typedef struct np_sched {
     np_note sysmonnote;
     /* stack trimming (trim.c) */
     int64_t trimage;           /* parked this long (ns) before trimmed; 0 = never */
-    np_timer trimt;
+    np__timer trimt;
     _Atomic bool trimarmed;
     _Atomic uint64_t trimseen; /* switch count at the last pass */
     _Atomic int64_t ntrims;

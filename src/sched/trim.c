@@ -83,7 +83,7 @@ static void trim_fire(void *arg, uintptr_t seq)
     }
     /* more to do: the rest of a big batch soon, young ones when they come of age */
     int64_t next = t.budget == 0 ? 1000000 : np__sched.trimage / 2;
-    np_timer_add(np__getm()->p, &np__sched.trimt, t.now + next, trim_fire, NULL, 0);
+    np__timer_add(np__getm()->p, &np__sched.trimt, t.now + next, trim_fire, NULL, 0);
 }
 
 /* Sysmon, each period: arm the pass if coroutines have switched since the last one. */
@@ -97,7 +97,7 @@ void np__trim_arm(void)
     if (!atomic_compare_exchange_strong(&np__sched.trimarmed, &f, true))
         return;
     int64_t when = np__nanotime() + np__sched.trimage;
-    if (np_timer_add(np__sched.allp[0], &np__sched.trimt, when, trim_fire, NULL, 0) != 0) {
+    if (np__timer_add(np__sched.allp[0], &np__sched.trimt, when, trim_fire, NULL, 0) != 0) {
         atomic_store(&np__sched.trimarmed, false);
         return;
     }

@@ -43,7 +43,7 @@ static bool select_commit(np_g *g, void *arg)
 {
     selctx *x = arg;
     int64_t when = x->when;
-    bool timed = when > 0 && np_timer_add(g->m->p, &g->timer, when, select_fire, g, x->tok) == 0;
+    bool timed = when > 0 && np__timer_add(g->m->p, &g->timer, when, select_fire, g, x->tok) == 0;
     /* Unlocking in descending order keeps the lowest channel locked to the end: the
      * coroutine, once woken, must lock it first, so x (on its stack) stays valid until
      * the last unlock; nothing of x may be touched after it. */
@@ -181,7 +181,7 @@ int np_select(np_case *cases, int n, int64_t timeout)
 
     np_sudog *won = self->param;
     if (timeout > 0)
-        np_timer_del(&self->timer);
+        np__timer_del(&self->timer);
     atomic_store(&self->selecttok, 0);
     lockall(cases, lock, np);
     for (int k = 0; k < np; k++) {

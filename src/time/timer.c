@@ -5,15 +5,15 @@
 #include <errno.h>
 #include <stdlib.h>
 
-static void set(np_timers *ts, int32_t i, np_theap_ent e)
+static void set(np__timers *ts, int32_t i, np__theap_ent e)
 {
     ts->h[i] = e;
     e.t->idx = i;
 }
 
-static void siftup(np_timers *ts, int32_t i)
+static void siftup(np__timers *ts, int32_t i)
 {
-    np_theap_ent e = ts->h[i];
+    np__theap_ent e = ts->h[i];
     while (i > 0) {
         int32_t p = (i - 1) / 4;
         if (ts->h[p].when <= e.when)
@@ -24,9 +24,9 @@ static void siftup(np_timers *ts, int32_t i)
     set(ts, i, e);
 }
 
-static void siftdown(np_timers *ts, int32_t i)
+static void siftdown(np__timers *ts, int32_t i)
 {
-    np_theap_ent e = ts->h[i];
+    np__theap_ent e = ts->h[i];
     for (;;) {
         int32_t c = 4 * i + 1, best = -1;
         int64_t bw = e.when;
@@ -43,15 +43,15 @@ static void siftdown(np_timers *ts, int32_t i)
     set(ts, i, e);
 }
 
-static void update_first(np_timers *ts)
+static void update_first(np__timers *ts)
 {
     atomic_store_explicit(&ts->first, ts->n ? ts->h[0].when : 0, memory_order_release);
 }
 
 /* Remove entry i (lock held). */
-static void remove_at(np_timers *ts, int32_t i)
+static void remove_at(np__timers *ts, int32_t i)
 {
-    np_timer *t = ts->h[i].t;
+    np__timer *t = ts->h[i].t;
     atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
     int32_t last = --ts->n;
     if (i != last) {
@@ -64,16 +64,16 @@ static void remove_at(np_timers *ts, int32_t i)
     t->idx = -1;
 }
 
-int np_timer_add(struct np_p *p, np_timer *t, int64_t when, np_timer_fn f, void *arg,
-                 uintptr_t seq)
+int np__timer_add(struct np_p *p, np__timer *t, int64_t when, np__timer_fn f, void *arg,
+                  uintptr_t seq)
 {
-    np_timers *ts = &p->timers;
+    np__timers *ts = &p->timers;
     if (when <= 0)
         when = 1;
     np_spin_lock(&ts->lock);
     if (ts->n == ts->cap) {
         int32_t nc = ts->cap ? 2 * ts->cap : 64;
-        np_theap_ent *nh = realloc(ts->h, (size_t)nc * sizeof *nh);
+        np__theap_ent *nh = realloc(ts->h, (size_t)nc * sizeof *nh);
         if (!nh) {
             np_spin_unlock(&ts->lock);
             errno = ENOMEM;
@@ -86,7 +86,7 @@ int np_timer_add(struct np_p *p, np_timer *t, int64_t when, np_timer_fn f, void 
     t->f = f;
     t->arg = arg;
     t->seq = seq;
-    ts->h[ts->n] = (np_theap_ent){when, t};
+    ts->h[ts->n] = (np__theap_ent){when, t};
     t->idx = ts->n++;
     siftup(ts, t->idx);
     atomic_store_explicit(&t->p, p, memory_order_relaxed);
@@ -95,13 +95,13 @@ int np_timer_add(struct np_p *p, np_timer *t, int64_t when, np_timer_fn f, void 
     return 0;
 }
 
-bool np_timer_del(np_timer *t)
+bool np__timer_del(np__timer *t)
 {
     for (;;) {
         struct np_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
         if (!p)
             return false;
-        np_timers *ts = &p->timers;
+        np__timers *ts = &p->timers;
         np_spin_lock(&ts->lock);
         if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
             np_spin_unlock(&ts->lock);
@@ -114,17 +114,17 @@ bool np_timer_del(np_timer *t)
     }
 }
 
-int np_timers_run(struct np_p *p, int64_t now)
+int np__timers_run(struct np_p *p, int64_t now)
 {
-    np_timers *ts = &p->timers;
-    int64_t first = np_timers_first(ts);
+    np__timers *ts = &p->timers;
+    int64_t first = np__timers_first(ts);
     if (first == 0 || first > now)
         return 0;
     int ran = 0;
     np_spin_lock(&ts->lock);
     while (ts->n > 0 && ts->h[0].when <= now) {
-        np_timer *t = ts->h[0].t;
-        np_timer_fn f = t->f;
+        np__timer *t = ts->h[0].t;
+        np__timer_fn f = t->f;
         void *arg = t->arg;
         uintptr_t seq = t->seq;
         remove_at(ts, 0);
@@ -139,7 +139,7 @@ int np_timers_run(struct np_p *p, int64_t now)
     return ran;
 }
 
-void np_timers_free(np_timers *ts)
+void np__timers_free(np__timers *ts)
 {
     free(ts->h);
     ts->h = NULL;

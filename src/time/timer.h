@@ -7,38 +7,38 @@
 #include <stdint.h>
 
 struct np_p;
-typedef void (*np_timer_fn)(void *arg, uintptr_t seq);
+typedef void (*np__timer_fn)(void *arg, uintptr_t seq);
 
-typedef struct np_timer {
+typedef struct np__timer {
     int64_t when;
-    np_timer_fn f;
+    np__timer_fn f;
     void *arg;
     uintptr_t seq;
     struct np_p *_Atomic p; /* heap it is in, or NULL */
     int32_t idx;
-} np_timer;
+} np__timer;
 
-typedef struct np_theap_ent { int64_t when; np_timer *t; } np_theap_ent;
+typedef struct np__theap_ent { int64_t when; np__timer *t; } np__theap_ent;
 
-typedef struct np_timers {
+typedef struct np__timers {
     _Atomic int32_t lock;
-    np_theap_ent *h;
+    np__theap_ent *h;
     int32_t n, cap;
     _Atomic int64_t first; /* when of the earliest timer, 0 if none */
-} np_timers;
+} np__timers;
 
 /* Add t (not in any heap) to the heap of P p, firing f(arg, seq) at when. */
-int np_timer_add(struct np_p *p, np_timer *t, int64_t when, np_timer_fn f, void *arg,
-                 uintptr_t seq);
+int np__timer_add(struct np_p *p, np__timer *t, int64_t when, np__timer_fn f, void *arg,
+                  uintptr_t seq);
 /* Remove t if pending. Returns true if it was removed before firing. */
-bool np_timer_del(np_timer *t);
+bool np__timer_del(np__timer *t);
 /* Run every timer of p that is due at now. Returns the number run. */
-int np_timers_run(struct np_p *p, int64_t now);
+int np__timers_run(struct np_p *p, int64_t now);
 /* Earliest pending timer of p, 0 if none (no lock). */
-static inline int64_t np_timers_first(np_timers *ts)
+static inline int64_t np__timers_first(np__timers *ts)
 {
     return atomic_load_explicit(&ts->first, memory_order_acquire);
 }
-void np_timers_free(np_timers *ts);
+void np__timers_free(np__timers *ts);
 
 #endif
