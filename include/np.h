@@ -98,7 +98,8 @@ typedef struct np_chan np_chan;
 np_chan *np_chan_new(size_t elem_size, size_t cap);
 
 /* Free a channel. Fails with EBUSY while coroutines are blocked on it (after np_run
- * returned, coroutines it abandoned no longer count). */
+ * returned, coroutines it abandoned no longer count). A channel of np_after: its timer
+ * is cancelled first; a ticker's channel: EINVAL (np_ticker_free frees it). */
 int np_chan_free(np_chan *c);
 
 /* Send *elem; blocks until a receiver takes it or buffer space frees.
@@ -116,7 +117,7 @@ int np_chan_trysend(np_chan *c, const void *elem);
 int np_chan_tryrecv(np_chan *c, void *elem);
 
 /* Close: wakes every blocked receiver (they get 0) and sender (they get EPIPE).
- * Closing twice fails with EPIPE. */
+ * Closing twice fails with EPIPE; closing a channel of np_after or a ticker, EINVAL. */
 int np_chan_close(np_chan *c);
 
 /* Number of buffered elements. */
@@ -234,6 +235,41 @@ typedef struct np_once { uint64_t np__opaque[2]; } np_once;
  * o (fn carries on). fn must return: if its coroutine ends inside it (np_exit), every
  * later caller waits forever. */
 int np_once_do(np_once *o, void (*fn)(void *), void *arg);
+
+/* ---- time ------------------------------------------------------------------------------
+ * Channels that time fills, as Go's time.After and time.Ticker. Their elements are
+ * int64_t: the np_now() of the moment each was sent; their capacity is 1. Receive from
+ * them as from any channel (np_chan_recv, np_select, ...); never send to them. The
+ * runtime sends, from no coroutine (a timer, on a thread holding a P). */
+
+/* A channel that receives np_now() once, at least ns from now (ns <= 0: at once).
+ * The caller owns it and frees it with np_chan_free, fired or not, read or not; freed
+ * before it fires, the timer is cancelled. NULL/EPERM outside a coroutine, ENOMEM. */
+np_chan *np_after(int64_t ns);
+
+/* A ticker: its channel receives np_now() every period_ns on a fixed schedule (start +
+ * k * period_ns: no drift); a tick due while the previous one is still unread is
+ * dropped, and so are those the runtime was too busy to send on time. Returns NULL with
+ * EINVAL (period_ns <= 0), EPERM (outside a coroutine) or ENOMEM. */
+typedef struct np_ticker np_ticker;
+np_ticker *np_ticker_new(int64_t period_ns);
+
+/* The ticker's channel. The ticker owns it: np_ticker_free frees it (np_chan_free of
+ * it fails with EINVAL). Any thread; NULL/EINVAL for a NULL ticker. */
+np_chan *np_ticker_chan(np_ticker *t);
+
+/* No more ticks (until np_ticker_reset). The channel is not closed: a receive or select
+ * waiting on it keeps waiting; a tick already in it stays there. Any thread. */
+int np_ticker_stop(np_ticker *t);
+
+/* Tick every period_ns (> 0, else EINVAL) from now on, stopped or not. From a coroutine
+ * (EPERM outside one); ENOMEM leaves it stopped. */
+int np_ticker_reset(np_ticker *t, int64_t period_ns);
+
+/* Stop t and free it and its channel (NULL: nothing). As np_chan_free: from a coroutine,
+ * or from any thread while no coroutine can be using the channel; EBUSY while
+ * coroutines are blocked on it (then nothing is stopped or freed). */
+int np_ticker_free(np_ticker *t);
 
 /* ---- file descriptors ------------------------------------------------------------------
  * A descriptor used with np_read/np_write must first be registered with np_fd_open.

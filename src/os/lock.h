@@ -17,6 +17,15 @@ static inline void np_spin_lock(_Atomic int32_t *l)
     np_spin_lock_slow(l);
 }
 
+/* Take the lock if it is free; false if it is held. */
+static inline bool np_spin_trylock(_Atomic int32_t *l)
+{
+    int32_t z = 0;
+    return atomic_load_explicit(l, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_strong_explicit(l, &z, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
 static inline void np_spin_unlock(_Atomic int32_t *l)
 {
     atomic_store_explicit(l, 0, memory_order_release);

@@ -201,11 +201,13 @@ void np__fd_fini(void);
 
 static void teardown(void)
 {
-    np__g_free_all();
-    for (int i = 0; i < np__sched.nprocs; i++) {
+    /* the heaps first: the timers still in them (some in Gs) are taken out of them, so
+     * a channel of np_after freed after np_run finds its timer in none */
+    for (int i = 0; i < np__sched.nprocs; i++)
         np__timers_free(&np__sched.allp[i]->timers);
+    np__g_free_all();
+    for (int i = 0; i < np__sched.nprocs; i++)
         free(np__sched.allp[i]);
-    }
     free(np__sched.allp);
     for (np_m *m = np__sched.allm, *n; m; m = n) {
         n = m->alllink;

@@ -1,6 +1,7 @@
 /* Channels: a lock, a ring buffer, queues of waiting senders and receivers. A transfer
  * to a waiting coroutine copies straight into (or out of) its sudog. */
 #include "chan.h"
+#include "../time/tick.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ np_chan *np_chan_new(size_t elem_size, size_t cap)
     return c;
 }
 
-int np_chan_free(np_chan *c)
+int np__chan_free(np_chan *c)
 {
     if (!c)
         return 0;
@@ -88,9 +89,40 @@ int np_chan_free(np_chan *c)
         errno = EBUSY;
         return -1;
     }
+    if (c->tsrc) /* its timer first: stopped, and its callback out of c */
+        np__tsrc_free(c->tsrc);
     free(c->buf);
     free(c);
     return 0;
+}
+
+int np_chan_free(np_chan *c)
+{
+    if (c && c->tsrc && np__tsrc_ticker(c->tsrc)) { /* np_ticker_free's */
+        errno = EINVAL;
+        return -1;
+    }
+    return np__chan_free(c);
+}
+
+int np__chan_offer(np_chan *c, const void *elem, np_g **wake)
+{
+    *wake = NULL;
+    if (!np__solo() && !np_spin_trylock(&c->lock))
+        return -1;
+    int r = 0;
+    if (!c->closed) {
+        np_sudog *sg = np__dequeue(&c->recvq);
+        if (sg) {
+            *wake = np__send_to(c, sg, elem);
+            r = 1;
+        } else if (c->count < c->cap) {
+            np__buf_put(c, elem);
+            r = 1;
+        }
+    }
+    np__chan_unlock(c);
+    return r;
 }
 
 static bool chan_unlockf(np_g *g, void *c)
@@ -271,6 +303,10 @@ int np_chan_close(np_chan *c)
 {
     if (!chan_caller(c != NULL)) /* from a coroutine only, as the other operations */
         return -1;
+    if (c->tsrc) { /* time's to fill, not to close */
+        errno = EINVAL;
+        return -1;
+    }
     np__chan_lock(c);
     if (c->closed) {
         np__chan_unlock(c);

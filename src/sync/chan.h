@@ -17,12 +17,17 @@ typedef struct np_sudog {
 
 typedef struct np_waitq { np_sudog *first, *last; } np_waitq;
 
+struct np__tsrc;
+
 struct np_chan {
     _Atomic int32_t lock;
     bool closed;
     size_t esize, cap, count, sendx, recvx;
     np_waitq recvq, sendq;
     char *buf;
+    /* The timer that fills it (np_after, np_ticker; src/time/tick.c), or NULL. Set at
+     * creation, then read-only; freed with the channel. */
+    struct np__tsrc *tsrc;
 };
 
 /* Channel operations come from coroutines only; with one P they are serialized by it. */
@@ -112,6 +117,15 @@ static inline np_g *np__send_to(np_chan *c, np_sudog *sg, const void *elem)
     return sg->g;
 }
 np_g *np__recv_from(np_chan *c, np_sudog *sg, void *elem);
+/* Send *elem to c if that needs no wait, from a timer callback (a thread holding a P,
+ * maybe not a coroutine): to a waiting receiver or select, else into the buffer.
+ * Returns 1 when sent (*wake: the coroutine to ready once the caller's own locks are
+ * released, or NULL), 0 when dropped (buffer full, or closed), -1 when c's lock is held
+ * (maybe by a coroutine parking on c on this very thread, which releases it only after
+ * its switch, after the timers this thread runs in it): nothing done, try later. */
+int np__chan_offer(np_chan *c, const void *elem, np_g **wake);
+/* np_chan_free, also of a ticker's channel (np_ticker_free). */
+int np__chan_free(np_chan *c);
 void np__buf_put(np_chan *c, const void *elem);
 void np__buf_take(np_chan *c, void *elem);
 

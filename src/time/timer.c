@@ -3,6 +3,7 @@
 #include "timer.h"
 #include "../sched/sched.h"
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 static void set(np__timers *ts, int32_t i, np__theap_ent e)
@@ -52,7 +53,7 @@ static void update_first(np__timers *ts)
 static void remove_at(np__timers *ts, int32_t i)
 {
     np__timer *t = ts->h[i].t;
-    atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+    atomic_store_explicit(&t->p, NULL, memory_order_release); /* after running is raised */
     int32_t last = --ts->n;
     if (i != last) {
         set(ts, i, ts->h[last]);
@@ -127,10 +128,13 @@ int np__timers_run(struct np_p *p, int64_t now)
         np__timer_fn f = t->f;
         void *arg = t->arg;
         uintptr_t seq = t->seq;
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
         remove_at(ts, 0);
         update_first(ts);
         np_spin_unlock(&ts->lock);
         f(arg, seq);
+        /* the last touch of t: np__timer_wait lets its owner free it after this */
+        atomic_fetch_sub_explicit(&t->running, 1, memory_order_release);
         ran++;
         np_spin_lock(&ts->lock);
     }
@@ -139,8 +143,22 @@ int np__timers_run(struct np_p *p, int64_t now)
     return ran;
 }
 
+void np__timer_wait(np__timer *t)
+{
+    for (int i = 0; atomic_load_explicit(&t->running, memory_order_acquire) != 0; i++) {
+        if (i < 100)
+            np_cpu_relax();
+        else
+            sched_yield(); /* its thread may have been preempted */
+    }
+}
+
 void np__timers_free(np__timers *ts)
 {
+    for (int32_t i = 0; i < ts->n; i++) {
+        atomic_store_explicit(&ts->h[i].t->p, NULL, memory_order_relaxed);
+        ts->h[i].t->idx = -1;
+    }
     free(ts->h);
     ts->h = NULL;
     ts->n = ts->cap = 0;
