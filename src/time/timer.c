@@ -53,7 +53,6 @@ static void update_first(np__timers *ts)
 static void remove_at(np__timers *ts, int32_t i)
 {
     np__timer *t = ts->h[i].t;
-    atomic_store_explicit(&t->p, NULL, memory_order_release); /* after running is raised */
     int32_t last = --ts->n;
     if (i != last) {
         set(ts, i, ts->h[last]);
@@ -63,6 +62,10 @@ static void remove_at(np__timers *ts, int32_t i)
             siftdown(ts, i);
     }
     t->idx = -1;
+    /* Last: whoever sees t out of the heap may add it again at once (np__timer_del,
+     * then np__timer_add, while its callback is under way): nothing of t is written
+     * after this, and running was raised before it. */
+    atomic_store_explicit(&t->p, NULL, memory_order_release);
 }
 
 int np__timer_add(struct np_p *p, np__timer *t, int64_t when, np__timer_fn f, void *arg,
