@@ -12,7 +12,19 @@
 
 /* Slow builds (TSan, qemu): longer periods, so that wake-up latency stays well inside
  * the tolerances. */
-static int64_t slow(int64_t fast, int64_t slower) { return t_scale_v() > 1 ? slower : fast; }
+static int64_t slow(int64_t fast, int64_t slower)
+{
+#ifdef T_TSAN
+    return slower;
+#else
+    return t_scale_v() > 1 ? slower : fast;
+#endif
+}
+
+/* Cases that judge how late timers fire make a few attempts: a busy machine can delay
+ * one measurement beyond any tolerance, while the bug each looks for fails them all. */
+#define ATTEMPTS 3
+static char why[256];
 
 /* Timers pending now (only this test's: stack trimming, which arms one, is off). */
 static int64_t timers_pending(void)
@@ -54,6 +66,24 @@ static void wait_len(np_chan *c, size_t n)
         if (np_now() - t0 > 10 * SEC)
             FAILF("channel length %zu after 10 s, want %zu", np_chan_len(c), n);
         CHECK_EQ(np_sleep(100 * US), 0);
+    }
+}
+
+/* Wait until a coroutine is blocked for reason (true), or *done says it ended first
+ * (false: it was not held up where the case wanted it; the attempt proves nothing). */
+static bool blocked_or_done(int reason, atomic_int *done)
+{
+    int64_t t0 = np_now();
+    for (;;) {
+        np_stats st;
+        CHECK_EQ(np_stats_get(&st), 0);
+        if (st.waiting_by[reason] == 1)
+            return true;
+        if (atomic_load(done))
+            return false;
+        if (np_now() - t0 > 10 * SEC)
+            FAILF("no coroutine blocked for reason %d after 10 s", reason);
+        CHECK_EQ(np_yield(), 0);
     }
 }
 
@@ -278,24 +308,34 @@ static void t_after_in_select(void)
 /* A coroutine blocked on an after's channel: np_chan_free fails with EBUSY and leaves
  * the timer armed (the value still comes). */
 static np_chan *busy_c;
+static atomic_int busy_done;
 
 static void recv_busy(void *arg)
 {
     int64_t v = 0;
     CHECK_EQ(np_chan_recv(busy_c, &v), 1);
     CHECK(v > 0);
+    atomic_store(&busy_done, 1);
     np_wg_done(&wg);
 }
 
 static void after_busy_main(void *arg)
 {
-    busy_c = np_after(slow(100 * MS, SEC));
-    np_wg_add(&wg, 1);
-    CHECK(np_go(recv_busy, NULL) > 0);
-    wait_blocked(NP_WAIT_CHAN_RECV, 1);
-    CHECK_ERR(np_chan_free(busy_c), EBUSY);
-    np_wg_wait(&wg);
-    CHECK_EQ(np_chan_free(busy_c), 0);
+    for (int attempt = 0;; attempt++) {
+        busy_c = np_after(slow(100 * MS, SEC) << attempt);
+        atomic_store(&busy_done, 0);
+        np_wg_add(&wg, 1);
+        CHECK(np_go(recv_busy, NULL) > 0);
+        bool blocked = blocked_or_done(NP_WAIT_CHAN_RECV, &busy_done);
+        if (blocked)
+            CHECK_ERR(np_chan_free(busy_c), EBUSY);
+        np_wg_wait(&wg);
+        CHECK_EQ(np_chan_free(busy_c), 0);
+        if (blocked)
+            break;
+        if (attempt == ATTEMPTS - 1)
+            FAILF("the receiver never blocked before its after fired");
+    }
 }
 
 static void t_after_free_busy(void)
@@ -308,9 +348,8 @@ static void t_after_free_busy(void)
 
 /* Over a window of N periods a ticker delivers about N ticks (a reader always waiting),
  * each value on or after its point of the schedule and before it was received. */
-static void ticker_period_main(void *arg)
+static bool ticker_period_once(int64_t p, int64_t n)
 {
-    int64_t p = slow(2 * MS, 10 * MS), n = 50;
     int64_t t0 = np_now();
     np_ticker *tk = np_ticker_new(p);
     CHECK(tk != NULL);
@@ -321,18 +360,26 @@ static void ticker_period_main(void *arg)
     while (np_now() < t0 + n * p) {
         int64_t v = recv_within(c, 10 * SEC);
         got++;
-        if (v < t0 + got * p)
+        if (v < t0 + got * p) /* never early: whatever the load */
             FAILF("tick %lld at %lld us, before its point %lld us", (long long)got,
                   (long long)((v - t0) / US), (long long)(got * p / US));
         CHECK(v > prev);
         CHECK(v <= np_now());
         prev = v;
     }
-    /* ticks are dropped only when late: a reader that keeps up loses few */
-    if (got < n * 3 / 4 || got > n)
-        FAILF("%lld ticks of %lld us in %lld periods", (long long)got, (long long)(p / US),
-              (long long)n);
+    CHECK(got <= n);
     CHECK_EQ(np_ticker_free(tk), 0);
+    /* ticks are dropped only when late: a reader that keeps up loses few */
+    snprintf(why, sizeof why, "%lld ticks of %lld us in %lld periods", (long long)got,
+             (long long)(p / US), (long long)n);
+    return got >= n * 3 / 4;
+}
+
+static void ticker_period_main(void *arg)
+{
+    for (int attempt = 0; !ticker_period_once(slow(5 * MS, 20 * MS), 40); attempt++)
+        if (attempt == ATTEMPTS - 1)
+            FAILF("%s", why);
 }
 
 static void t_ticker_delivers_at_period(void)
@@ -343,27 +390,35 @@ static void t_ticker_delivers_at_period(void)
     T_RUN(ticker_period_main, NULL);
 }
 
-/* A reader slower than the ticker finds one tick (the oldest unread), not a backlog:
- * the ticks due while the slot was full were dropped. */
+/* A reader slower than the ticker finds one tick, the oldest unread, not a backlog:
+ * the ticks due while the slot was full were dropped, and the next one is fresh. */
+static bool slow_reader_once(np_chan *c, int64_t p)
+{
+    int64_t v1 = recv_within(c, 10 * SEC);
+    CHECK_EQ(np_sleep(p * 7 / 2), 0); /* 3 ticks due meanwhile */
+    int64_t v2 = recv_within(c, 10 * SEC), v3 = 0;
+    CHECK(v2 > v1);
+    if (np_chan_tryrecv(c, &v3) != -1) { /* the slot held one: nothing else queued */
+        snprintf(why, sizeof why, "a second tick was waiting (%lld us after the first)",
+                 (long long)((v3 - v2) / US));
+        return false;
+    }
+    v3 = recv_within(c, 10 * SEC);
+    snprintf(why, sizeof why, "after a pause of 3.5 periods (%lld us): ticks at +%lld us, "
+             "+%lld us, +%lld us", (long long)(p * 7 / 2 / US), 0LL,
+             (long long)((v2 - v1) / US), (long long)((v3 - v1) / US));
+    /* v2 the first tick after v1 (kept), v3 fresh: the two between were dropped */
+    return v2 - v1 < 2 * p && v3 - v2 > p * 3 / 2;
+}
+
 static void ticker_slow_reader_main(void *arg)
 {
     int64_t p = slow(10 * MS, 40 * MS);
     np_ticker *tk = np_ticker_new(p);
     np_chan *c = np_ticker_chan(tk);
-    for (int round = 0; round < 5; round++) {
-        int64_t v1 = recv_within(c, 10 * SEC);
-        CHECK_EQ(np_sleep(p * 7 / 2), 0); /* ~3 ticks due meanwhile */
-        int64_t v2 = 0, v3 = 0;
-        CHECK_EQ(np_chan_tryrecv(c, &v2), 1); /* the first of them, kept */
-        if (np_chan_tryrecv(c, &v3) != -1)
-            FAILF("a second tick was waiting (%lld us after the first)",
-                  (long long)((v3 - v2) / US));
-        CHECK(v2 > v1);
-        v3 = recv_within(c, 10 * SEC); /* the next is a fresh one: those between dropped */
-        if (v3 - v2 < 2 * p)
-            FAILF("ticks %lld us apart after a %lld us pause: not dropped",
-                  (long long)((v3 - v2) / US), (long long)(p * 7 / 2 / US));
-    }
+    for (int attempt = 0; !slow_reader_once(c, p); attempt++)
+        if (attempt == ATTEMPTS - 1)
+            FAILF("%s", why);
     CHECK_EQ(np_ticker_free(tk), 0);
 }
 
@@ -378,9 +433,8 @@ static void t_ticker_slow_reader_drops(void)
 /* The only P busy for 4.5 periods (no switch, no timer runs): the late tick comes once,
  * nothing is queued behind it, and the next tick keeps the original schedule (half a
  * period later, not a whole one: no drift). */
-static void ticker_late_main(void *arg)
+static bool ticker_late_once(int64_t p)
 {
-    int64_t p = slow(20 * MS, 50 * MS);
     int64_t t0 = np_now();
     np_ticker *tk = np_ticker_new(p);
     np_chan *c = np_ticker_chan(tk);
@@ -394,10 +448,17 @@ static void ticker_late_main(void *arg)
               (long long)((v3 - v2) / US));
     v3 = recv_within(c, 10 * SEC);
     CHECK(v3 >= t0 + 5 * p);
-    if (v3 - v2 >= p * 4 / 5)
-        FAILF("the tick after a late one came %lld us later (period %lld us): drift",
-              (long long)((v3 - v2) / US), (long long)(p / US));
     CHECK_EQ(np_ticker_free(tk), 0);
+    snprintf(why, sizeof why, "the tick after a late one came %lld us later (period %lld "
+             "us): drift", (long long)((v3 - v2) / US), (long long)(p / US));
+    return v3 - v2 < p * 4 / 5;
+}
+
+static void ticker_late_main(void *arg)
+{
+    for (int attempt = 0; !ticker_late_once(slow(20 * MS, 50 * MS)); attempt++)
+        if (attempt == ATTEMPTS - 1)
+            FAILF("%s", why);
 }
 
 static void t_ticker_late_keeps_schedule_1p(void)
@@ -411,7 +472,7 @@ static void t_ticker_late_keeps_schedule_1p(void)
  * and stays empty; the timer is gone. */
 static np_ticker *stop_tk;
 static int64_t stop_p;
-static atomic_int stop_result;
+static atomic_int stop_result, stop_done;
 
 static void select_on_ticker(void *arg)
 {
@@ -421,6 +482,7 @@ static void select_on_ticker(void *arg)
     np_case cs[2] = {{np_ticker_chan(stop_tk), NP_RECV, &v, 0}, {never, NP_RECV, &x, 0}};
     int r = np_select(cs, 2, 3 * stop_p);
     atomic_store(&stop_result, r == -1 && t_errno() == ETIMEDOUT && v == -1 ? 1 : -1 - r);
+    atomic_store(&stop_done, 1);
     np_wg_done(&wg);
 }
 
@@ -434,16 +496,18 @@ static void ticker_stop_main(void *arg)
         stop_tk = np_ticker_new(stop_p);
         CHECK_EQ(timers_pending(), base + 1);
         atomic_store(&stop_result, 0);
+        atomic_store(&stop_done, 0);
         np_wg_add(&wg, 1);
         CHECK(np_go(select_on_ticker, never) > 0);
-        wait_blocked(NP_WAIT_SELECT, 1);
+        bool blocked = blocked_or_done(NP_WAIT_SELECT, &stop_done);
         CHECK_EQ(np_ticker_stop(stop_tk), 0);
-        bool in_time = np_now() < t0 + stop_p; /* stopped before the first tick */
+        /* stopped while the select waited, before the first tick */
+        bool in_time = blocked && np_now() < t0 + stop_p;
         CHECK_EQ(np_ticker_stop(stop_tk), 0);  /* twice: nothing more */
         np_wg_wait(&wg);
         if (!in_time) {
             CHECK_EQ(np_ticker_free(stop_tk), 0);
-            if (attempt == 3)
+            if (attempt == ATTEMPTS - 1)
                 FAILF("could not stop a ticker of %lld ms before its first tick",
                       (long long)(stop_p / MS));
             continue;
@@ -530,18 +594,27 @@ static void recv_tick(void *arg)
 {
     int64_t v = 0;
     CHECK_EQ(np_chan_recv(np_ticker_chan(busy_tk), &v), 1);
+    atomic_store(&busy_done, 1);
     np_wg_done(&wg);
 }
 
 static void ticker_busy_main(void *arg)
 {
-    busy_tk = np_ticker_new(slow(100 * MS, SEC));
-    np_wg_add(&wg, 1);
-    CHECK(np_go(recv_tick, NULL) > 0);
-    wait_blocked(NP_WAIT_CHAN_RECV, 1);
-    CHECK_ERR(np_ticker_free(busy_tk), EBUSY);
-    np_wg_wait(&wg); /* the ticker still ticks */
-    CHECK_EQ(np_ticker_free(busy_tk), 0);
+    for (int attempt = 0;; attempt++) {
+        busy_tk = np_ticker_new(slow(100 * MS, SEC) << attempt);
+        atomic_store(&busy_done, 0);
+        np_wg_add(&wg, 1);
+        CHECK(np_go(recv_tick, NULL) > 0);
+        bool blocked = blocked_or_done(NP_WAIT_CHAN_RECV, &busy_done);
+        if (blocked)
+            CHECK_ERR(np_ticker_free(busy_tk), EBUSY);
+        np_wg_wait(&wg); /* the ticker still ticks */
+        CHECK_EQ(np_ticker_free(busy_tk), 0);
+        if (blocked)
+            break;
+        if (attempt == ATTEMPTS - 1)
+            FAILF("the receiver never blocked before the first tick");
+    }
 }
 
 static void t_ticker_free_busy(void)
