@@ -102,6 +102,18 @@ static int checked;
         checked++;                                                                       \
     } while (0)
 
+/* A call returning a pointer: NULL with errno err. */
+#define EXPECT_NULL(call, err)                                                           \
+    do {                                                                                 \
+        T_ERRNO = 0;                                                                     \
+        const void *p_ = (call);                                                         \
+        int e_ = t_errno();                                                              \
+        if (p_ != NULL || e_ != (err))                                                   \
+            FAILF("%s: %s: %p, errno %d (%s); want NULL, %s", where, #call, p_, e_,      \
+                  strerror(e_), #err);                                                   \
+        checked++;                                                                       \
+    } while (0)
+
 /* Every call of np.h that may block, except those on descriptors. */
 static void calls_without_descriptors(void)
 {
@@ -139,6 +151,15 @@ static void calls_without_descriptors(void)
     EXPECT(np_rwmutex_rlock(&rw), EPERM);
     EXPECT(np_rwmutex_lock(&rw), EPERM);
     EXPECT(np_once_do(&once, never_run, NULL), EPERM); /* fn not run */
+    /* time's channels put a timer on a P: from a coroutine only (bad arguments first) */
+    EXPECT_NULL(np_after(MS), EPERM);
+    EXPECT_NULL(np_after(0), EPERM);
+    EXPECT_NULL(np_ticker_new(MS), EPERM);
+    EXPECT_NULL(np_ticker_new(0), EINVAL);
+    EXPECT(np_ticker_reset(NULL, MS), EINVAL);
+    EXPECT(np_ticker_stop(NULL), EINVAL);
+    EXPECT_NULL(np_ticker_chan(NULL), EINVAL);
+    CHECK_EQ(np_ticker_free(NULL), 0);
     T_ERRNO = 0;
     np_exit(); /* returns */
     if (t_errno() != EPERM)
@@ -253,11 +274,14 @@ static void outside_the_runtime(const char *phase)
 
 static fds tf;
 
+static np_ticker *ttk; /* made by the coroutine, a reset attempted by the thread */
+
 static void *thread_calls(void *arg)
 {
     CHECK_EQ(np_id(), 0);
     calls_without_descriptors();
     calls_on_descriptors(&tf, EPERM);
+    EXPECT(np_ticker_reset(ttk, MS), EPERM);
     return NULL;
 }
 
@@ -288,11 +312,17 @@ static void in_runtime(void *arg)
     int64_t registered = st.fds;
     int before = open_fds_count();
 
+    ttk = np_ticker_new(3600 * SEC);
+    CHECK(ttk != NULL);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, thread_calls, NULL), 0);
     np_blocking(join, &th);
     printf("note: %s: %d calls checked\n", where, checked);
     checked = 0;
+    /* the ticker is as it was: not ticking before an hour */
+    int64_t tick;
+    CHECK_EQ(np_chan_tryrecv(np_ticker_chan(ttk), &tick), -1);
+    CHECK_EQ(np_ticker_free(ttk), 0);
 
     /* nothing registered or opened, nothing closed */
     CHECK_EQ(np_stats_get(&st), 0);
