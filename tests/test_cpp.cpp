@@ -1,8 +1,8 @@
 // np from C++: np.h compiles as C++11 (-Wall -Wextra -Werror -pedantic) and a C++ program
 // runs coroutines, channels, select, a mutex, a wait group, a cond, a reader/writer
-// mutex, a once and sockets. Built in every
-// variant with the variant's C++ compiler; prints the harness's summary line itself
-// (tests/t.h is C). The install test builds it again against an installed tree.
+// mutex, a once, np_after, a ticker and sockets. Built in every variant with the
+// variant's C++ compiler; prints the harness's summary line itself (tests/t.h is C).
+// The install test builds it again against an installed tree.
 #include <np.h>
 
 #include <cerrno>
@@ -245,6 +245,38 @@ void sync_main(void *)
     EXPECT(s.taken == n);
 }
 
+// ---- time: a ticker and an after in one select ----------------------------------------
+void time_main(void *)
+{
+    const int64_t ms = 1000000;
+    np_ticker *tk = np_ticker_new(2 * ms);
+    np_chan *after = np_after(30 * ms);
+    EXPECT(tk != nullptr && after != nullptr);
+    if (!tk || !after)
+        return;
+    int64_t t0 = np_now(), v = 0;
+    int ticks = 0;
+    for (;;) {
+        np_case cs[2] = {};
+        cs[0].chan = np_ticker_chan(tk);
+        cs[0].op = NP_RECV;
+        cs[0].elem = &v;
+        cs[1].chan = after;
+        cs[1].op = NP_RECV;
+        cs[1].elem = &v;
+        int k = np_select(cs, 2, 5000 * ms);
+        EXPECT(k == 0 || k == 1);
+        if (k != 0)
+            break;
+        ticks++;
+    }
+    EXPECT(v >= t0 + 30 * ms); // the after's value ended it
+    EXPECT(ticks > 0);
+    EXPECT(np_ticker_stop(tk) == 0);
+    EXPECT(np_ticker_free(tk) == 0);
+    EXPECT(np_chan_free(after) == 0);
+}
+
 void version_main(void *) { EXPECT(std::strcmp(np_version(), NP_VERSION_STRING) == 0); }
 
 struct Case {
@@ -260,6 +292,7 @@ int main()
         {"t_cpp_chan_select_mutex_wg", chan_main},
         {"t_cpp_tcp_echo", net_main},
         {"t_cpp_cond_rwmutex_once", sync_main},
+        {"t_cpp_after_ticker", time_main},
         {"t_cpp_version", version_main},
     };
     int passed = 0, failed = 0;
