@@ -24,9 +24,9 @@ typedef struct np__tsrc {
     np_chan *c;          /* set at creation */
     bool ticker;         /* set at creation */
     _Atomic int32_t lock; /* guards what follows, and the arming of t */
-    uintptr_t gen;       /* the generation t was last armed under (its seq) */
+    uintptr_t gen;       /* bumped by stop, reset, free; t is armed under it (its seq) */
     int64_t period;      /* ticker: between ticks (> 0); np_after: 0 */
-    int64_t next;        /* when t is due: the schedule's next point */
+    int64_t next;        /* the schedule's next point (t is due then, or retrying it) */
 } np__tsrc;
 
 /* The public ticker is its source. */
@@ -47,7 +47,6 @@ static void tsrc_fire(void *arg, uintptr_t gen);
 /* Arm s's timer at when on p, under the current generation (s locked, t in no heap). */
 static int tsrc_arm(np__tsrc *s, np_p *p, int64_t when)
 {
-    s->next = when;
     return np__timer_add(p, &s->t, when, tsrc_fire, s, s->gen);
 }
 
@@ -64,12 +63,12 @@ static void tsrc_fire(void *arg, uintptr_t gen)
     int64_t now = np__nanotime();
     int r = np__chan_offer(s->c, &now, &wake);
     if (r < 0) {
-        when = now + RETRY_NS; /* the same point again (next stays) */
+        when = now + RETRY_NS; /* the same point again: next stays */
     } else if (s->ticker) {
         int64_t n = add_sat(s->next, s->period);
         if (n <= now) /* ticks missed (the P was busy): drop them, keep the phase */
             n = add_sat(n, ((now - n) / s->period + 1) * s->period);
-        when = n;
+        when = s->next = n;
     }
     /* the thread runs timers only while it holds a P: the next tick goes on that P */
     if (when && tsrc_arm(s, np__getm()->p, when) != 0)
@@ -96,7 +95,7 @@ static np__tsrc *tsrc_new(np_g *self, bool ticker, int64_t period, int64_t d)
     s->ticker = ticker;
     s->period = period;
     c->tsrc = s;
-    int64_t when = add_sat(np__nanotime(), d > 0 ? d : 0);
+    int64_t when = s->next = add_sat(np__nanotime(), d > 0 ? d : 0);
     if (tsrc_arm(s, self->m->p, when) != 0) { /* nobody can see s yet: no lock */
         c->tsrc = NULL;
         free(s);
@@ -185,7 +184,7 @@ int np_ticker_reset(np_ticker *t, int64_t period_ns)
     np_spin_lock(&s->lock);
     tsrc_stop(s);
     s->period = period_ns;
-    int64_t when = add_sat(np__nanotime(), period_ns);
+    int64_t when = s->next = add_sat(np__nanotime(), period_ns);
     int r = tsrc_arm(s, self->m->p, when);
     np_spin_unlock(&s->lock);
     if (r != 0) {
