@@ -19,6 +19,7 @@ void np__g_free_all(void);
 np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack);
 bool np__retake(np_p *p, int64_t now, int64_t *since);
 bool np__retake_syscall(np_p *p, int64_t now);
+void np__foreign_cancel_all(void);
 
 #define ALTSTACK (64 * 1024)
 
@@ -299,8 +300,11 @@ int np_run(np_fn main_fn, void *arg)
     atomic_store(&s->up, true); /* built: others may look (stats, dumps) */
     np__schedule(m0);
 
-    /* main returned: sysmon first (it may still start an M), then wait for every M to
-     * leave, then free everything. */
+    /* main returned (stopping is set): foreign threads first (np_go, np_wg_done: they
+     * may still start an M; later ones see stopping), sysmon (it may too), then wait
+     * for every M to leave, then free everything. */
+    while (atomic_load(&s->foreigners) > 0)
+        sched_yield();
     pthread_join(s->sysmon, NULL);
     pthread_mutex_lock(&s->lock);
     while (s->mcount > 0) {
@@ -313,6 +317,7 @@ int np_run(np_fn main_fn, void *arg)
     for (np_m *m = s->allm; m; m = m->alllink)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
+    np__foreign_cancel_all(); /* no coroutine runs any more: their calls never will */
     atomic_store(&s->up, false);
     while (atomic_load(&s->lookers) > 0) /* a look in progress ends before teardown */
         sched_yield();

@@ -7,9 +7,21 @@
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
+/* A mutex call from a thread that is not a coroutine while a runtime runs: with one
+ * P a coroutine takes and gives the mutex with a plain load and store, which a CAS
+ * from another thread would race with (both would own it). EPERM for them all. */
+static bool foreign_while_running(void)
+{
+    return !np__getg() && atomic_load_explicit(&np__sched.up, memory_order_relaxed);
+}
+
 int np_mutex_trylock(np_mutex *pub)
 {
     np__mutex *mu = np__mu(pub);
+    if (foreign_while_running()) {
+        errno = EPERM;
+        return -1;
+    }
     int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
     while (!(s & 1))
         if (atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1, memory_order_acquire,
@@ -68,8 +80,13 @@ int np__mutex_lock_slow(np__mutex *mu)
 int np_mutex_unlock(np_mutex *pub)
 {
     np__mutex *mu = np__mu(pub);
-    if (np__getg() && np__mutex_give_solo(mu, np__solo()))
-        return 0;
+    if (np__getg()) {
+        if (np__mutex_give_solo(mu, np__solo()))
+            return 0;
+    } else if (atomic_load_explicit(&np__sched.up, memory_order_relaxed)) {
+        errno = EPERM; /* as np_mutex_trylock */
+        return -1;
+    }
     return np__mutex_unlock_slow(mu);
 }
 
