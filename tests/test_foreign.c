@@ -544,6 +544,66 @@ static void t_blocking_fn_is_foreign_2p(void)
     T_RUN(bl_main, NULL);
 }
 
+/* main returns while np_blocking's fn keeps making foreign channel calls: np_run waits
+ * for that fn's M, so the call it is waiting in (one P: for a coroutine that will not
+ * run any more) must end at once, with ECANCELED, and the next with EPERM. */
+static _Atomic long bs_calls;
+static _Atomic int bs_err;
+
+static void *bs_fn(void *arg)
+{
+    long v = 1;
+    for (;;) {
+        int r = np_chan_trysend(arg, &v);
+        if (r == 0 || t_errno() == EAGAIN) {
+            atomic_fetch_add(&bs_calls, 1);
+            continue;
+        }
+        atomic_store(&bs_err, t_errno());
+        return NULL;
+    }
+}
+
+static void bs_worker(void *arg) { np_blocking(bs_fn, arg); }
+
+static void bs_drain(void *arg)
+{
+    while (np_chan_recv(arg, NULL) == 1) {
+    }
+}
+
+static void bs_main(void *arg)
+{
+    CHECK(np_go(bs_drain, arg) > 0);
+    CHECK(np_go(bs_worker, arg) > 0);
+    int64_t t0 = np_now();
+    while (atomic_load(&bs_calls) < 20) {
+        if (np_now() - t0 > 10 * SEC)
+            FAILF("np_blocking's fn made no foreign call");
+        CHECK_EQ(np_yield(), 0);
+    }
+    /* return: the fn is still calling */
+}
+
+static void blocking_stop(int procs)
+{
+    t_procs(procs);
+    for (int i = 0; i < 5; i++) {
+        np_chan *c = np_chan_new(sizeof(long), 1);
+        CHECK(c);
+        atomic_store(&bs_calls, 0);
+        atomic_store(&bs_err, 0);
+        T_RUN(bs_main, c);
+        int e = atomic_load(&bs_err);
+        if (e != EPERM && e != ECANCELED)
+            FAILF("np_blocking's fn ended with errno %d, want EPERM or ECANCELED", e);
+        CHECK_EQ(np_chan_free(c), 0);
+    }
+}
+
+static void t_stop_under_blocking_foreign_call_1p(void) { blocking_stop(1); }
+static void t_stop_under_blocking_foreign_call_2p(void) { blocking_stop(2); }
+
 /* ---- no runtime ------------------------------------------------------------------------- */
 
 static void never(void *arg) { FAILF("a coroutine ran without a runtime"); }
@@ -732,6 +792,8 @@ static const t_case cases[] = {
     T(t_wg_done_wakes_waiter_2p),
     T(t_blocking_fn_is_foreign_1p),
     T(t_blocking_fn_is_foreign_2p),
+    T(t_stop_under_blocking_foreign_call_1p),
+    T(t_stop_under_blocking_foreign_call_2p),
     T(t_no_runtime_eperm),
     T(t_teardown_race_1p),
     T(t_teardown_race_2p),

@@ -596,72 +596,111 @@ int64_t np_go(np_fn fn, void *arg) { return np_go_attr(NULL, fn, arg); }
 
 /* ---- calls from foreign threads that need a coroutine --------------------------------- */
 
-/* A foreign call, on its caller's stack. The caller waits on done; whoever ends the call
- * (the coroutine that ran fn, or np_run cancelling it) sets state and wakes it under
- * fclock, and the caller takes fclock once before it returns: f is not touched after. */
-enum { FC_WAIT, FC_RAN, FC_CANCELLED };
+/* A foreign call: its caller waits on done for the coroutine that runs fn (the runner).
+ * It lives on the heap with two references, the caller's and the runner's, dropped
+ * under fclock; the last one frees it. A runner that never runs (queued when the
+ * runtime stopped) is dropped by np_run once no coroutine can run any more. The caller
+ * may be np_blocking's fn, whose M np_run waits for: so the calls still waiting when
+ * the runtime starts to stop end there and then (np__foreign_stop, at stopping), with
+ * ECANCELED. One already running (FC_RUNNING) is not cancelled: it ends soon, fn does
+ * not block, and its M lives until it has. */
+enum { FC_WAIT, FC_RUNNING, FC_RAN, FC_CANCELLED };
 typedef struct np_fcall {
     void (*fn)(void *);
     void *arg;
-    int state;                   /* FC_*, under fclock */
-    np_note done;
+    int state;          /* FC_*, under fclock */
+    int refs;           /* under fclock */
+    bool runner_gone;   /* the runner dropped its reference (under fclock) */
+    np_note done;       /* FC_RAN or FC_CANCELLED */
     struct np_fcall *next, *prev; /* np__sched.fcalls, under fclock */
 } np_fcall;
 
-static void fcall_unlink(np_fcall *f)
+/* fclock held */
+static void fcall_put(np_fcall *f)
 {
+    if (--f->refs > 0)
+        return;
     if (f->prev)
         f->prev->next = f->next;
     else
         np__sched.fcalls = f->next;
     if (f->next)
         f->next->prev = f->prev;
-}
-
-static void fcall_end(np_fcall *f, int state)
-{
-    fcall_unlink(f);
-    f->state = state;
-    np_note_wakeup(&f->done);
+    free(f);
 }
 
 static void fcall_entry(void *arg)
 {
     np_fcall *f = arg;
+    np_spin_lock(&np__sched.fclock);
+    bool run = f->state == FC_WAIT;
+    if (run) {
+        f->state = FC_RUNNING; /* the caller waits for FC_RAN now */
+    } else {              /* cancelled: the caller has gone */
+        f->runner_gone = true;
+        fcall_put(f);
+    }
+    np_spin_unlock(&np__sched.fclock);
+    if (!run)
+        return;
     f->fn(f->arg);
     np_spin_lock(&np__sched.fclock);
-    fcall_end(f, FC_RAN);
+    f->state = FC_RAN;
+    np_note_wakeup(&f->done);
+    f->runner_gone = true;
+    fcall_put(f);
     np_spin_unlock(&np__sched.fclock);
 }
 
 int np__foreign_call(void (*fn)(void *), void *arg)
 {
-    np_fcall f = {fn, arg, FC_WAIT, {0}, NULL, NULL};
-    np_note_clear(&f.done);
+    np_fcall *f = calloc(1, sizeof *f);
+    if (!f) {
+        errno = ENOMEM;
+        return -1;
+    }
+    f->fn = fn;
+    f->arg = arg;
+    f->state = FC_WAIT;
+    f->refs = 2;
+    np_note_clear(&f->done);
     if (!np__foreign_begin()) {
+        free(f);
         errno = EPERM;
         return -1;
     }
-    /* Listed before the coroutine exists, within the begin/end: np_run, which cancels
-     * the list after the last coroutine ran, waits for this section first. */
+    /* Listed unless stopping, which np__foreign_stop sets before it takes fclock: it
+     * sees every call listed before, a call listed after sees stopping. */
     np_spin_lock(&np__sched.fclock);
-    f.next = np__sched.fcalls;
-    if (f.next)
-        f.next->prev = &f;
-    np__sched.fcalls = &f;
+    bool stop = atomic_load(&np__sched.stopping);
+    if (!stop) {
+        f->next = np__sched.fcalls;
+        if (f->next)
+            f->next->prev = f;
+        np__sched.fcalls = f;
+    }
     np_spin_unlock(&np__sched.fclock);
-    if (go_foreign(fcall_entry, &f, 0) < 0) {
+    if (stop) {
+        np__foreign_end();
+        free(f);
+        errno = EPERM;
+        return -1;
+    }
+    if (go_foreign(fcall_entry, f, 0) < 0) {
         np_spin_lock(&np__sched.fclock);
-        fcall_unlink(&f);
+        f->runner_gone = true; /* no runner: both references go */
+        f->refs--;
+        fcall_put(f);
         np_spin_unlock(&np__sched.fclock);
         np__foreign_end();
         errno = ENOMEM;
         return -1;
     }
     np__foreign_end();
-    np_note_sleep(&f.done);
-    np_spin_lock(&np__sched.fclock); /* whoever woke us has left f */
-    int st = f.state;
+    np_note_sleep(&f->done);
+    np_spin_lock(&np__sched.fclock);
+    int st = f->state;
+    fcall_put(f);
     np_spin_unlock(&np__sched.fclock);
     if (st != FC_RAN) {
         errno = ECANCELED;
@@ -670,13 +709,31 @@ int np__foreign_call(void (*fn)(void *), void *arg)
     return 0;
 }
 
-/* np_run, once no coroutine can run any more: the foreign calls still waiting for one
- * end with ECANCELED. */
-void np__foreign_cancel_all(void)
+/* At stopping (set just before): the calls whose fn has not begun end with ECANCELED;
+ * the coroutines queued for them will not run it. */
+void np__foreign_stop(void)
 {
     np_spin_lock(&np__sched.fclock);
-    while (np__sched.fcalls)
-        fcall_end(np__sched.fcalls, FC_CANCELLED);
+    for (np_fcall *f = np__sched.fcalls; f; f = f->next)
+        if (f->state == FC_WAIT) {
+            f->state = FC_CANCELLED;
+            np_note_wakeup(&f->done);
+        }
+    np_spin_unlock(&np__sched.fclock);
+}
+
+/* np_run, once no coroutine can run any more: the references of the runners that never
+ * ran. (A caller still on its way out frees its call itself.) */
+void np__foreign_release(void)
+{
+    np_spin_lock(&np__sched.fclock);
+    for (np_fcall *f = np__sched.fcalls, *next; f; f = next) {
+        next = f->next;
+        if (!f->runner_gone) {
+            f->runner_gone = true;
+            fcall_put(f);
+        }
+    }
     np_spin_unlock(&np__sched.fclock);
 }
 

@@ -195,8 +195,8 @@ typedef struct np_sched {
      * waits until there are none right after stopping is set (and before it waits for
      * the Ms), so none is left to start an M or touch what teardown frees. */
     _Atomic int32_t foreigners;
-    /* Foreign calls waiting for the coroutine that runs them (np__foreign_call), under
-     * fclock; np_run cancels those left when no coroutine runs any more. */
+    /* Foreign calls in progress (np__foreign_call), under fclock: cancelled at
+     * stopping, the last freed by np_run when no coroutine runs any more. */
     _Atomic int32_t fclock;
     struct np_fcall *fcalls;
     struct sigaction oldpipe;
@@ -231,9 +231,9 @@ static inline bool np__foreign_begin(void)
 }
 static inline void np__foreign_end(void) { atomic_fetch_sub(&np__sched.foreigners, 1); }
 /* Run fn(arg) in a coroutine for a foreign thread, which waits for it to end (with one
- * P, how such a thread does what only the P's thread may do). Returns 0 when fn has
- * run, or -1: EPERM (no runtime, or it is stopping), ENOMEM, ECANCELED (the runtime
- * stopped before fn ran: it never will). */
+ * P, how such a thread does what only the P's thread may do). fn must not block.
+ * Returns 0 when fn has run, or -1: EPERM (no runtime, or it is stopping), ENOMEM,
+ * ECANCELED (the runtime began to stop before fn ran: it never will). */
 int np__foreign_call(void (*fn)(void *), void *arg);
 
 /* One P: only the thread holding it runs coroutines, so run queues, coroutine states
