@@ -59,7 +59,8 @@ int np_run(np_fn main_fn, void *arg);
  * thread waits in the poller. Once main_fn has returned it fails with EPERM, as when no
  * runtime runs. Such threads may also call np_chan_trysend, np_chan_tryrecv and
  * np_chan_close (with NP_PROCS=1 the operation runs as a short coroutine while the
- * thread waits: some microseconds; -1/ECANCELED if the runtime stops before it ran),
+ * thread waits, two thread wake-ups: 10-20 us; -1/ECANCELED if the runtime stops
+ * before it ran),
  * np_wg_add and np_wg_done, and the calls that need no coroutine (np_now, np_id: 0,
  * np_procs, np_stats_get, np_dump, np_log, np_chan_new, np_chan_cap, np_fd_open). The
  * calls that may block, np_select, np_mutex_* and the descriptor calls need a coroutine
