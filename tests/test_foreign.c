@@ -516,6 +516,62 @@ static void mix(int procs)
 static void t_chan_shared_with_coroutines_1p(void) { mix(1); }
 static void t_chan_shared_with_coroutines_2p(void) { mix(2); }
 
+/* With one P the channel has no lock: a foreign call runs on the P, between coroutines.
+ * So it cannot complete while the only P runs a coroutine that does not let go: that
+ * coroutine sees the channel unchanged all along, the call completes once it yields. */
+static np_chan *ser_c;
+static _Atomic int ser_spinning, ser_calling, ser_returned;
+
+static bool ser_flag(void *arg) { return atomic_load((_Atomic int *)arg) != 0; }
+
+static void *ser_thread(void *arg)
+{
+    f_wait(ser_flag, &ser_spinning, "the coroutine to spin");
+    long v = 5;
+    atomic_store(&ser_calling, 1);
+    CHECK_EQ(np_chan_trysend(ser_c, &v), 0);
+    atomic_store(&ser_returned, 1);
+    return NULL;
+}
+
+static void ser_main(void *arg)
+{
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, ser_thread, NULL), 0);
+    atomic_store(&ser_spinning, 1);
+    /* no np call that switches from here: the P is this coroutine's */
+    int64_t t0 = np_now();
+    while (!atomic_load(&ser_calling))
+        if (np_now() - t0 > 10 * SEC)
+            FAILF("the foreign thread did not call");
+    t0 = np_now();
+    while (np_now() - t0 < 200 * MS) { /* the window in which the call must not end */
+        if (atomic_load(&ser_returned) || np_chan_len(ser_c) != 0)
+            FAILF("a foreign trysend completed while the only P ran a coroutine that did "
+                  "not yield (len %zu)", np_chan_len(ser_c));
+    }
+    t0 = np_now();
+    while (!atomic_load(&ser_returned)) {
+        if (np_now() - t0 > 10 * SEC)
+            FAILF("the foreign trysend did not complete once the coroutine yielded");
+        CHECK_EQ(np_yield(), 0);
+    }
+    CHECK_EQ(np_chan_len(ser_c), 1);
+    long v = 0;
+    CHECK_EQ(np_chan_recv(ser_c, &v), 1);
+    CHECK_EQ(v, 5);
+    np_blocking(join_thread, &th);
+}
+
+static void t_chan_serialized_with_coroutines_1p(void)
+{
+    t_procs(1);
+    ser_c = np_chan_new(sizeof(long), 4);
+    CHECK(ser_c);
+    T_RUN(ser_main, NULL);
+    CHECK_EQ(np_chan_free(ser_c), 0);
+}
+
 /* ---- wait groups -------------------------------------------------------------------------- */
 
 static np_wg wwg = NP_WG_INIT;
@@ -857,6 +913,7 @@ static const t_case cases[] = {
     T(t_chan_edges_2p),
     T(t_chan_shared_with_coroutines_1p),
     T(t_chan_shared_with_coroutines_2p),
+    T(t_chan_serialized_with_coroutines_1p),
     T(t_wg_done_wakes_waiter_1p),
     T(t_wg_done_wakes_waiter_2p),
     T(t_blocking_fn_is_foreign_1p),
