@@ -57,15 +57,16 @@ int np_run(np_fn main_fn, void *arg);
  * callback thread, np_blocking's fn) may call np_go while np_run runs: the coroutine is
  * queued on the global run queue and an idle processor is woken for it, also one whose
  * thread waits in the poller. Once main_fn has returned it fails with EPERM, as when no
- * runtime runs. Such threads may also call np_chan_trysend, np_chan_tryrecv and
- * np_chan_close (with NP_PROCS=1 the operation runs as a short coroutine while the
- * thread waits, two thread wake-ups: 10-20 us; -1/ECANCELED if the runtime stops
- * before it ran),
- * np_wg_add and np_wg_done, and the calls that need no coroutine (np_now, np_id: 0,
- * np_procs, np_stats_get, np_dump, np_log, np_chan_new, np_chan_cap, np_fd_open). The
- * calls that may block, np_select, np_mutex_* and the descriptor calls need a coroutine
- * and fail with EPERM there. Not from a signal handler: np_go, the channel and the
- * wait group calls take locks. */
+ * runtime runs. Such threads may also call np_chan_trysend, np_chan_tryrecv,
+ * np_chan_close and np_mutex_trylock (with NP_PROCS=1 the operation runs as a short
+ * coroutine while the thread waits, two thread wake-ups: 10-20 us; -1/ECANCELED or
+ * EPERM when the runtime is stopping), np_mutex_unlock,
+ * np_wg_add/np_wg_done, np_cond_signal/np_cond_broadcast, np_rwmutex_tryrlock/trylock/
+ * runlock/unlock (waiters a call would wake once main_fn has returned are abandoned:
+ * left parked), np_once_do once done, and the calls that need no coroutine (np_now,
+ * np_id: 0, np_procs, np_stats_get, np_dump, np_log, np_chan_new, np_chan_cap,
+ * np_fd_open). The calls that may block, np_select and the descriptor calls need a
+ * coroutine and fail with EPERM there. Not from a signal handler: these take locks. */
 int64_t np_go(np_fn fn, void *arg);
 
 /* np_go with attributes (attr may be NULL). */
@@ -169,13 +170,13 @@ typedef struct np_mutex { uint64_t np__opaque[4]; } np_mutex;
 /* Lock; returns 0, or -1/EPERM outside a coroutine. */
 int np_mutex_lock(np_mutex *mu);
 
-/* Try to lock without blocking: 0 on success, -1/EBUSY if held. -1/EPERM from a thread
- * that is not a coroutine while a runtime runs (with one P coroutines take the mutex
- * without atomic instructions). */
+/* Try to lock without blocking: 0 on success, -1/EBUSY if held. From any thread (see
+ * np_go: with one P another thread's call runs on the P, where coroutines take the
+ * mutex without atomic instructions). */
 int np_mutex_trylock(np_mutex *mu);
 
-/* Unlock (ownership passes FIFO to a waiter). Unlocking an unlocked mutex: -1/EPERM;
- * from a thread that is not a coroutine while a runtime runs: -1/EPERM. */
+/* Unlock (ownership passes FIFO to a waiter), from any thread (see np_go). Unlocking an
+ * unlocked mutex: -1/EPERM. */
 int np_mutex_unlock(np_mutex *mu);
 
 /* A wait group (Go's sync.WaitGroup). Initialise with NP_WG_INIT (or zero). */

@@ -11,8 +11,7 @@
  *   - from a plain thread while the runtime runs, on registered descriptors: EPERM for
  *     every one of them; but np_go and the channel's try calls and close, which any
  *     thread may make while the runtime runs (np.h at np_go; test_foreign.c), work
- *     there, and np_mutex_trylock/unlock, which work anywhere when no runtime runs,
- *     fail there with EPERM.
+ *     there.
  * And each time nothing was changed: the descriptors still work (in the runtime, a
  * connection left pending is still accepted, np_close does not wait for a reference
  * the failed calls took), no descriptor was left open or registered (np_dial). */

@@ -520,6 +520,8 @@ static void t_chan_shared_with_coroutines_2p(void) { mix(2); }
  * So it cannot complete while the only P runs a coroutine that does not let go: that
  * coroutine sees the channel unchanged all along, the call completes once it yields. */
 static np_chan *ser_c;
+static np_mutex ser_mu = NP_MUTEX_INIT;
+static bool ser_mutex; /* the call: np_mutex_trylock (else np_chan_trysend) */
 static _Atomic int ser_spinning, ser_calling, ser_returned;
 
 static bool ser_flag(void *arg) { return atomic_load((_Atomic int *)arg) != 0; }
@@ -529,7 +531,10 @@ static void *ser_thread(void *arg)
     f_wait(ser_flag, &ser_spinning, "the coroutine to spin");
     long v = 5;
     atomic_store(&ser_calling, 1);
-    CHECK_EQ(np_chan_trysend(ser_c, &v), 0);
+    if (ser_mutex)
+        CHECK_EQ(np_mutex_trylock(&ser_mu), 0);
+    else
+        CHECK_EQ(np_chan_trysend(ser_c, &v), 0);
     atomic_store(&ser_returned, 1);
     return NULL;
 }
@@ -547,8 +552,8 @@ static void ser_main(void *arg)
     t0 = np_now();
     while (np_now() - t0 < 200 * MS) { /* the window in which the call must not end */
         if (atomic_load(&ser_returned) || np_chan_len(ser_c) != 0)
-            FAILF("a foreign trysend completed while the only P ran a coroutine that did "
-                  "not yield (len %zu)", np_chan_len(ser_c));
+            FAILF("a foreign %s completed while the only P ran a coroutine that did not "
+                  "yield (len %zu)", ser_mutex ? "trylock" : "trysend", np_chan_len(ser_c));
     }
     t0 = np_now();
     while (!atomic_load(&ser_returned)) {
@@ -556,21 +561,102 @@ static void ser_main(void *arg)
             FAILF("the foreign trysend did not complete once the coroutine yielded");
         CHECK_EQ(np_yield(), 0);
     }
-    CHECK_EQ(np_chan_len(ser_c), 1);
-    long v = 0;
-    CHECK_EQ(np_chan_recv(ser_c, &v), 1);
-    CHECK_EQ(v, 5);
+    if (ser_mutex) {
+        CHECK_ERR(np_mutex_trylock(&ser_mu), EBUSY); /* the thread's */
+        CHECK_EQ(np_mutex_unlock(&ser_mu), 0);
+    } else {
+        CHECK_EQ(np_chan_len(ser_c), 1);
+        long v = 0;
+        CHECK_EQ(np_chan_recv(ser_c, &v), 1);
+        CHECK_EQ(v, 5);
+    }
     np_blocking(join_thread, &th);
 }
 
-static void t_chan_serialized_with_coroutines_1p(void)
+static void serialized(bool mutex)
 {
     t_procs(1);
+    ser_mutex = mutex;
     ser_c = np_chan_new(sizeof(long), 4);
     CHECK(ser_c);
     T_RUN(ser_main, NULL);
     CHECK_EQ(np_chan_free(ser_c), 0);
 }
+
+static void t_chan_serialized_with_coroutines_1p(void) { serialized(false); }
+/* (a coroutine takes a free mutex with a plain load and store there) */
+static void t_mutex_trylock_serialized_with_coroutines_1p(void) { serialized(true); }
+
+/* A foreign thread holds the mutex (np_mutex_trylock) while coroutines wait for it in
+ * np_mutex_lock; its np_mutex_unlock hands it to the first. Coroutines and threads
+ * count under it, with a plain counter. */
+#define MU_THREADS 2
+#define MU_COS 2
+static np_mutex fmu = NP_MUTEX_INIT;
+static long fmu_count, fmu_n; /* under fmu */
+static np_wg fmu_wg = NP_WG_INIT;
+static _Atomic int fmu_held; /* the first thread holds it: the coroutines may start */
+
+static void fmu_co(void *arg)
+{
+    for (long i = 0; i < fmu_n; i++) {
+        CHECK_EQ(np_mutex_lock(&fmu), 0);
+        long c = fmu_count;
+        if (i % 8 == 0)
+            CHECK_EQ(np_yield(), 0); /* hold it across a switch */
+        fmu_count = c + 1;
+        CHECK_EQ(np_mutex_unlock(&fmu), 0);
+    }
+    CHECK_EQ(np_wg_done(&fmu_wg), 0);
+}
+
+static void *fmu_thread(void *arg)
+{
+    bool first = arg != NULL;
+    for (long i = 0; i < fmu_n; i++) {
+        while (np_mutex_trylock(&fmu) != 0) {
+            CHECK_EQ(t_errno(), EBUSY);
+            sched_yield();
+        }
+        if (first && i == 0) {
+            atomic_store(&fmu_held, 1);
+            f_wait_blocked(NP_WAIT_MUTEX); /* a coroutine parked behind us, once */
+        }
+        fmu_count++;
+        CHECK_EQ(np_mutex_unlock(&fmu), 0);
+    }
+    return NULL;
+}
+
+static void fmu_main(void *arg)
+{
+    pthread_t th[MU_THREADS];
+    for (long t = 0; t < MU_THREADS; t++)
+        CHECK_EQ(pthread_create(&th[t], NULL, fmu_thread, t == 0 ? (void *)1 : NULL), 0);
+    int64_t t0 = np_now();
+    while (!atomic_load(&fmu_held)) {
+        if (np_now() - t0 > 10 * SEC)
+            FAILF("the foreign thread did not get the mutex");
+        CHECK_EQ(np_yield(), 0);
+    }
+    CHECK_EQ(np_wg_add(&fmu_wg, MU_COS), 0);
+    for (int i = 0; i < MU_COS; i++)
+        CHECK(np_go(fmu_co, NULL) > 0);
+    CHECK_EQ(np_wg_wait(&fmu_wg), 0);
+    for (int t = 0; t < MU_THREADS; t++)
+        np_blocking(join_thread, &th[t]);
+    CHECK_EQ(fmu_count, (MU_THREADS + MU_COS) * fmu_n);
+}
+
+static void mutex_case(int procs)
+{
+    t_procs(procs);
+    fmu_n = t_scaled(3000);
+    T_RUN(fmu_main, NULL);
+}
+
+static void t_mutex_shared_with_coroutines_1p(void) { mutex_case(1); }
+static void t_mutex_shared_with_coroutines_2p(void) { mutex_case(2); }
 
 /* ---- wait groups -------------------------------------------------------------------------- */
 
@@ -635,7 +721,9 @@ static void *bl_fn(void *arg)
     CHECK_EQ(np_chan_trysend(c, &v), 0);
     CHECK_EQ(np_wg_done(&bl_wg), 0);
     np_mutex mu = NP_MUTEX_INIT;
-    CHECK_ERR(np_mutex_trylock(&mu), EPERM);
+    CHECK_EQ(np_mutex_trylock(&mu), 0);
+    CHECK_ERR(np_mutex_trylock(&mu), EBUSY);
+    CHECK_EQ(np_mutex_unlock(&mu), 0);
     return NULL;
 }
 
@@ -840,6 +928,27 @@ static void *td_wg_thread(void *arg)
     }
 }
 
+static np_cond td_cv = NP_COND_INIT;
+static np_mutex td_mu = NP_MUTEX_INIT;
+
+static void *td_cond_thread(void *arg)
+{
+    for (;;) {
+        bool ended = atomic_load(&td_ended);
+        CHECK_EQ(np_cond_signal(&td_cv), 0); /* (once stopping: leaves the waiter) */
+        CHECK_EQ(np_cond_broadcast(&td_cv), 0);
+        if (ended)
+            return NULL;
+    }
+}
+
+static void td_cond_waiter(void *arg)
+{
+    CHECK_EQ(np_mutex_lock(&td_mu), 0);
+    for (;;)
+        CHECK_EQ(np_cond_wait(&td_cv, &td_mu), 0);
+}
+
 static void td_receiver(void *arg)
 {
     long v;
@@ -859,6 +968,7 @@ static void td_main(void *arg)
 {
     CHECK(np_go(td_receiver, NULL) > 0);
     CHECK(np_go(td_waiter, NULL) > 0);
+    CHECK(np_go(td_cond_waiter, NULL) > 0);
     /* until the foreign coroutines run; then return with the threads still at it */
     int64_t t0 = np_now();
     while (atomic_load(&td_ran) < 20) {
@@ -877,17 +987,20 @@ static void teardown_race(int procs)
         td_c = np_chan_new(sizeof(long), 1);
         CHECK(td_c);
         memset(&td_wg, 0, sizeof td_wg);
+        memset(&td_cv, 0, sizeof td_cv); /* (the last round's waiter was abandoned) */
+        memset(&td_mu, 0, sizeof td_mu);
         atomic_store(&td_ended, 0);
         atomic_store(&td_ran, 0);
         atomic_store(&td_started, 0);
-        pthread_t th[3];
+        pthread_t th[4];
         /* started before np_run: their first calls see no runtime (EPERM) */
         CHECK_EQ(pthread_create(&th[0], NULL, td_go, NULL), 0);
         CHECK_EQ(pthread_create(&th[1], NULL, td_send, NULL), 0);
         CHECK_EQ(pthread_create(&th[2], NULL, td_wg_thread, NULL), 0);
+        CHECK_EQ(pthread_create(&th[3], NULL, td_cond_thread, NULL), 0);
         T_RUN(td_main, NULL);
         atomic_store(&td_ended, 1);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             CHECK_EQ(pthread_join(th[i], NULL), 0);
         CHECK_EQ(np_chan_free(td_c), 0);
     }
@@ -914,6 +1027,9 @@ static const t_case cases[] = {
     T(t_chan_shared_with_coroutines_1p),
     T(t_chan_shared_with_coroutines_2p),
     T(t_chan_serialized_with_coroutines_1p),
+    T(t_mutex_trylock_serialized_with_coroutines_1p),
+    T(t_mutex_shared_with_coroutines_1p),
+    T(t_mutex_shared_with_coroutines_2p),
     T(t_wg_done_wakes_waiter_1p),
     T(t_wg_done_wakes_waiter_2p),
     T(t_blocking_fn_is_foreign_1p),

@@ -314,25 +314,39 @@ void np__unwait(np_g *g)
     }
 }
 
+/* np__ready from a thread holding no P (a foreign one, np_blocking's fn: a signal of a
+ * cond, an unlock...): onto the global queue, a P woken for it. Only while the runtime
+ * runs and is not stopping (np__foreign_begin): it might start an M, and np_run waits
+ * for such calls before it waits for the Ms. Once stopping, g stays parked: no
+ * coroutine is started any more. */
+static __attribute__((noinline)) void ready_foreign(np_g *g)
+{
+    if (!np__foreign_begin())
+        return;
+    np__unwait(g);
+    g->waitreason = W_NONE;
+    pthread_mutex_lock(&np__sched.lock);
+    np__globrunqput(g);
+    pthread_mutex_unlock(&np__sched.lock);
+    np__wake_global();
+    np__foreign_end();
+}
+
 /* next: run it next (a hand-off: its waker is about to block, as in a channel
  * exchange); else it queues behind the others (timers that fire together run in
  * deadline order). */
 void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
-    bool solo = np__on_solo_p();
-    np__unwait_at(g, solo);
-    if (m && m->p) {
-        np__runqput(m->p, g, next);
-        if (!solo)
-            np__wakep();
+    if (!m || !m->p) {
+        ready_foreign(g);
         return;
     }
-    /* a thread holding no P (a foreign one, np_blocking's) */
-    pthread_mutex_lock(&np__sched.lock);
-    np__globrunqput(g);
-    pthread_mutex_unlock(&np__sched.lock);
-    np__wake_global();
+    bool solo = np__on_solo_p();
+    np__unwait_at(g, solo);
+    np__runqput(m->p, g, next);
+    if (!solo)
+        np__wakep();
 }
 
 bool np__unlock_spin(np_g *g, void *lock)
