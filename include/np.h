@@ -2,7 +2,7 @@
  *
  * Errors follow the C library convention: a function that fails returns -1 (or NULL)
  * and sets errno. Calls that may block must be made from inside a coroutine; made
- * from any other thread they fail with EPERM.
+ * from any other thread they fail with EPERM. What other threads may call: see np_go.
  *
  * errno is per thread and, with NP_PROCS > 1, a coroutine may resume on another thread
  * after any call that can block. np sets errno on the thread the call returns on, so
@@ -51,7 +51,22 @@ typedef struct np_attr {
 int np_run(np_fn main_fn, void *arg);
 
 /* Spawn a coroutine running fn(arg). Returns its id (> 0), or -1 (EPERM outside the
- * runtime, ENOMEM). */
+ * runtime, ENOMEM, EINVAL for a NULL fn).
+ *
+ * Foreign threads: any thread that is not a coroutine (a plain pthread, a C library's
+ * callback thread, np_blocking's fn) may call np_go while np_run runs: the coroutine is
+ * queued on the global run queue and an idle processor is woken for it, also one whose
+ * thread waits in the poller. Once main_fn has returned it fails with EPERM, as when no
+ * runtime runs. Such threads may also call np_chan_trysend, np_chan_tryrecv,
+ * np_chan_close and np_mutex_trylock (with NP_PROCS=1 the operation runs as a short
+ * coroutine while the thread waits, two thread wake-ups: 10-20 us; -1/ECANCELED or
+ * EPERM when the runtime is stopping), np_mutex_unlock,
+ * np_wg_add/np_wg_done, np_cond_signal/np_cond_broadcast, np_rwmutex_tryrlock/trylock/
+ * runlock/unlock (waiters a call would wake once main_fn has returned are abandoned:
+ * left parked), np_once_do once done, and the calls that need no coroutine (np_now,
+ * np_id: 0, np_procs, np_stats_get, np_dump, np_log, np_chan_new, np_chan_cap,
+ * np_fd_open). The calls that may block, np_select and the descriptor calls need a
+ * coroutine and fail with EPERM there. Not from a signal handler: these take locks. */
 int64_t np_go(np_fn fn, void *arg);
 
 /* np_go with attributes (attr may be NULL). */
@@ -76,8 +91,9 @@ void np_exit(void);
 
 /* Run fn(arg), a call that may block the thread (file I/O, getaddrinfo, ...), without
  * stalling the other coroutines: if it lasts over ~20 us its P moves to another thread.
- * Returns fn's result. fn must not call np functions that need a coroutine (they fail
- * there with EPERM, as on any other thread). Outside a coroutine it just calls fn. */
+ * Returns fn's result. fn runs as a foreign thread: it may call what any thread may
+ * (see np_go); those that need a coroutine fail there with EPERM. Outside a coroutine
+ * it just calls fn. */
 void *np_blocking(void *(*fn)(void *), void *arg);
 
 /* Number of processors (P) of the running runtime, 0 when none is running. */
@@ -86,10 +102,11 @@ int np_procs(void);
 /* ---- channels -------------------------------------------------------------------- */
 /* np_chan_new and np_chan_cap work from any thread. np_chan_free and np_chan_len work
  * from a coroutine, or from any thread while no coroutine can be using the channel
- * (before np_run, after it returned). Send, receive (np_chan_try* included), close and
- * np_select must come from a coroutine; from any other thread they fail with EPERM and
- * leave the channel as it was (with one P the runtime serializes them without locks).
- * Bad arguments (a NULL channel, a NULL element to send) fail with EINVAL first. */
+ * (before np_run, after it returned). np_chan_trysend, np_chan_tryrecv and
+ * np_chan_close work from any thread while the runtime runs (see np_go). np_chan_send,
+ * np_chan_recv and np_select must come from a coroutine; from any other thread (and the
+ * three above when no runtime runs) they fail with EPERM and leave the channel as it
+ * was. Bad arguments (a NULL channel, a NULL element to send) fail with EINVAL first. */
 
 typedef struct np_chan np_chan;
 
@@ -154,10 +171,13 @@ typedef struct np_mutex { uint64_t np__opaque[4]; } np_mutex;
 /* Lock; returns 0, or -1/EPERM outside a coroutine. */
 int np_mutex_lock(np_mutex *mu);
 
-/* Try to lock without blocking: 0 on success, -1/EBUSY if held. */
+/* Try to lock without blocking: 0 on success, -1/EBUSY if held. From any thread (see
+ * np_go: with one P another thread's call runs on the P, where coroutines take the
+ * mutex without atomic instructions). */
 int np_mutex_trylock(np_mutex *mu);
 
-/* Unlock (ownership passes FIFO to a waiter). Unlocking an unlocked mutex: -1/EPERM. */
+/* Unlock (ownership passes FIFO to a waiter), from any thread (see np_go). Unlocking an
+ * unlocked mutex: -1/EPERM. */
 int np_mutex_unlock(np_mutex *mu);
 
 /* A wait group (Go's sync.WaitGroup). Initialise with NP_WG_INIT (or zero). */
@@ -165,7 +185,8 @@ typedef struct np_wg { uint64_t np__opaque[4]; } np_wg;
 #define NP_WG_INIT {{0}}
 
 /* Add delta to the counter; at zero every waiter wakes. Going negative: -1/EINVAL
- * (the counter is left unchanged). */
+ * (the counter is left unchanged). From any thread (see np_go); once main_fn has
+ * returned, waiters left are abandoned and not woken. */
 int np_wg_add(np_wg *wg, int64_t delta);
 
 /* np_wg_add(wg, -1). */

@@ -256,9 +256,13 @@ static void t_exit(void)
 
 /* ---- misuse from outside a coroutine -------------------------------------------------- */
 
-/* Every call that needs a coroutine, made from a thread that is not one. Returns the
- * number of checks that passed. */
-static int outside_checks(void)
+static atomic_int foreign_ran;
+static void count_foreign(void *arg) { atomic_fetch_add(&foreign_ran, 1); }
+
+/* Every call that needs a coroutine, made from a thread that is not one (running: a
+ * plain thread while a runtime runs, where np_go and the channel try calls work).
+ * Returns 1 if every check passed. */
+static int outside_checks(bool running)
 {
     int ok = 0, n = 0;
 #define OUT(call, err)                                                                   \
@@ -283,11 +287,18 @@ static int outside_checks(void)
     OUT(np_sleep(1000), EPERM);
     OUT(np_sleep(0), EPERM);
     OUT(np_yield(), EPERM);
-    OUT(np_go(set_ran, NULL), EPERM);
+    if (running) {
+        n += 3;
+        ok += np_go(count_foreign, NULL) > 0;
+        ok += np_chan_trysend(c, &v) == 0;
+        ok += np_chan_tryrecv(c, &v) == 1 && v == 1;
+    } else {
+        OUT(np_go(set_ran, NULL), EPERM);
+        OUT(np_chan_trysend(c, &v), EPERM);
+        OUT(np_chan_tryrecv(c, &v), EPERM);
+    }
     OUT(np_chan_send(c, &v), EPERM);
     OUT(np_chan_recv(c, &v), EPERM);
-    OUT(np_chan_trysend(c, &v), EPERM);
-    OUT(np_chan_tryrecv(c, &v), EPERM);
     OUT(np_chan_send(u, &v), EPERM);
     OUT(np_chan_recv(u, &v), EPERM);
     OUT(np_select(cs, 2, -1), EPERM);
@@ -313,9 +324,9 @@ static int outside_checks(void)
     return ok == n ? 1 : 0;
 }
 
-static void t_eperm_outside(void) { CHECK(outside_checks()); }
+static void t_eperm_outside(void) { CHECK(outside_checks(false)); }
 
-static void *foreign_checks(void *arg) { return (void *)(intptr_t)outside_checks(); }
+static void *foreign_checks(void *arg) { return (void *)(intptr_t)outside_checks(true); }
 
 static void eperm_foreign_main(void *arg)
 {
@@ -324,6 +335,12 @@ static void eperm_foreign_main(void *arg)
     void *ok = NULL;
     pthread_join(t, &ok);
     CHECK(ok != NULL);
+    int64_t t0 = np_now();
+    while (atomic_load(&foreign_ran) != 1) { /* the thread's np_go runs */
+        if (np_now() - t0 > 10LL * 1000000000)
+            FAILF("the coroutine a foreign thread started did not run");
+        CHECK_EQ(np_yield(), 0);
+    }
 }
 
 /* Made from a thread of the process that is not the runtime's, while it runs. */

@@ -19,6 +19,8 @@ void np__g_free_all(void);
 np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack);
 bool np__retake(np_p *p, int64_t now, int64_t *since);
 bool np__retake_syscall(np_p *p, int64_t now);
+void np__foreign_stop(void);
+void np__foreign_release(void);
 
 #define ALTSTACK (64 * 1024)
 
@@ -93,6 +95,7 @@ int np__newm(np_p *p, bool spinning)
 void np__begin_stop(void)
 {
     atomic_store(&np__sched.stopping, true);
+    np__foreign_stop(); /* (np_blocking's fn may wait in one: its M must be able to end) */
     pthread_mutex_lock(&np__sched.lock);
     for (np_m *m = np__sched.midle; m; m = m->link)
         np_note_wakeup(&m->park);
@@ -301,8 +304,11 @@ int np_run(np_fn main_fn, void *arg)
     atomic_store(&s->up, true); /* built: others may look (stats, dumps) */
     np__schedule(m0);
 
-    /* main returned: sysmon first (it may still start an M), then wait for every M to
-     * leave, then free everything. */
+    /* main returned (stopping is set): foreign threads first (np_go, np_wg_done: they
+     * may still start an M; later ones see stopping), sysmon (it may too), then wait
+     * for every M to leave, then free everything. */
+    while (atomic_load(&s->foreigners) > 0)
+        sched_yield();
     pthread_join(s->sysmon, NULL);
     pthread_mutex_lock(&s->lock);
     while (s->mcount > 0) {
@@ -315,6 +321,7 @@ int np_run(np_fn main_fn, void *arg)
     for (np_m *m = s->allm; m; m = m->alllink)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
+    np__foreign_release(); /* no coroutine runs any more */
     atomic_store(&s->up, false);
     while (atomic_load(&s->lookers) > 0) /* a look in progress ends before teardown */
         sched_yield();

@@ -314,21 +314,37 @@ void np__unwait(np_g *g)
     }
 }
 
+/* np__ready from a thread holding no P (a foreign one, np_blocking's fn: a signal of a
+ * cond, an unlock...): onto the global queue, a P woken for it. Only while the runtime
+ * runs and is not stopping (np__foreign_begin): it might start an M, and np_run waits
+ * for such calls before it waits for the Ms. Once stopping, g stays parked: no
+ * coroutine is started any more. */
+static __attribute__((noinline)) void ready_foreign(np_g *g)
+{
+    if (!np__foreign_begin())
+        return;
+    np__unwait(g);
+    g->waitreason = W_NONE;
+    pthread_mutex_lock(&np__sched.lock);
+    np__globrunqput(g);
+    pthread_mutex_unlock(&np__sched.lock);
+    np__wake_global();
+    np__foreign_end();
+}
+
 /* next: run it next (a hand-off: its waker is about to block, as in a channel
  * exchange); else it queues behind the others (timers that fire together run in
  * deadline order). */
 void np__ready_q(np_g *g, bool next)
 {
     np_m *m = np__getm();
+    if (!m || !m->p) {
+        ready_foreign(g);
+        return;
+    }
     bool solo = np__on_solo_p();
     np__unwait_at(g, solo);
-    if (m && m->p) {
-        np__runqput(m->p, g, next);
-    } else {
-        pthread_mutex_lock(&np__sched.lock);
-        np__globrunqput(g);
-        pthread_mutex_unlock(&np__sched.lock);
-    }
+    np__runqput(m->p, g, next);
     if (!solo)
         np__wakep();
 }
@@ -495,16 +511,73 @@ static inline np_g *newg(np_p *p, np_fn fn, void *arg, size_t stack)
 
 np_g *np__newg(np_p *p, np_fn fn, void *arg, size_t stack) { return newg(p, fn, arg, stack); }
 
-int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
+/* A G for a thread holding no P: from the shared free list, or a new one. It has no
+ * stack: prepare gives it one from the cache of the P that first runs it. */
+static np_g *gget_shared(void)
 {
-    np_m *m = np__getm();
-    if (!m || !m->curg) {
-        errno = EPERM;
+    np_g *g = NULL;
+    if (atomic_load_explicit(&np__sched.gfree, memory_order_relaxed)) {
+        np_spin_lock(&np__sched.gfreelock);
+        g = atomic_load_explicit(&np__sched.gfree, memory_order_relaxed);
+        if (g)
+            atomic_store_explicit(&np__sched.gfree, g->schedlink, memory_order_relaxed);
+        np_spin_unlock(&np__sched.gfreelock);
+    }
+    if (!g) {
+        g = galloc();
+        if (!g)
+            return NULL;
+#ifdef NP_TSAN
+        g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    }
+    if (g->stack.kind != NP_STK_NONE)
+        np__fatal("a shared free coroutine has a stack");
+    return g;
+}
+
+/* np_go from a thread holding no P, between np__foreign_begin and np__foreign_end:
+ * the coroutine goes on the global queue (locked: with one P too, the P's own queues
+ * are its thread's alone) and a P is woken for it. */
+static int64_t go_foreign(np_fn fn, void *arg, size_t stack)
+{
+    np_g *g = gget_shared();
+    if (!g) {
+        errno = ENOMEM;
         return -1;
     }
+    int64_t id = atomic_fetch_add_explicit(&np__sched.goidgen, 1, memory_order_relaxed) + 1;
+    g->id = id;
+    g->fn = fn;
+    g->arg = arg;
+    g->want_stack = stack;
+    g->ismain = false;
+    g->waitreason = W_NONE;
+    atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    pthread_mutex_lock(&np__sched.lock); /* publishes g to whoever takes it */
+    np__globrunqput(g);
+    pthread_mutex_unlock(&np__sched.lock);
+    np__wake_global();
+    return id; /* (not g->id: g may have run and ended already) */
+}
+
+int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
+{
     if (!fn) {
         errno = EINVAL;
         return -1;
+    }
+    np_m *m = np__getm();
+    if (!m || !m->curg) { /* a foreign thread, or np_blocking's fn */
+        if (!np__foreign_begin()) {
+            errno = EPERM;
+            return -1;
+        }
+        int64_t id = go_foreign(fn, arg, attr ? attr->stack_size : 0);
+        int e = errno;
+        np__foreign_end();
+        errno = e;
+        return id;
     }
     np_g *g = newg(m->p, fn, arg, attr ? attr->stack_size : 0);
     if (!g)
@@ -534,6 +607,149 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
 }
 
 int64_t np_go(np_fn fn, void *arg) { return np_go_attr(NULL, fn, arg); }
+
+/* ---- calls from foreign threads that need a coroutine --------------------------------- */
+
+/* A foreign call: its caller waits on done for the coroutine that runs fn (the runner).
+ * It lives on the heap with two references, the caller's and the runner's, dropped
+ * under fclock; the last one frees it. A runner that never runs (queued when the
+ * runtime stopped) is dropped by np_run once no coroutine can run any more. The caller
+ * may be np_blocking's fn, whose M np_run waits for: so the calls still waiting when
+ * the runtime starts to stop end there and then (np__foreign_stop, at stopping), with
+ * ECANCELED. One already running (FC_RUNNING) is not cancelled: it ends soon, fn does
+ * not block, and its M lives until it has. */
+enum { FC_WAIT, FC_RUNNING, FC_RAN, FC_CANCELLED };
+typedef struct np_fcall {
+    void (*fn)(void *);
+    void *arg;
+    int state;          /* FC_*, under fclock */
+    int refs;           /* under fclock */
+    bool runner_gone;   /* the runner dropped its reference (under fclock) */
+    np_note done;       /* FC_RAN or FC_CANCELLED */
+    struct np_fcall *next, *prev; /* np__sched.fcalls, under fclock */
+} np_fcall;
+
+/* fclock held */
+static void fcall_put(np_fcall *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        np__sched.fcalls = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    free(f);
+}
+
+static void fcall_entry(void *arg)
+{
+    np_fcall *f = arg;
+    np_spin_lock(&np__sched.fclock);
+    bool run = f->state == FC_WAIT;
+    if (run) {
+        f->state = FC_RUNNING; /* the caller waits for FC_RAN now */
+    } else {              /* cancelled: the caller has gone */
+        f->runner_gone = true;
+        fcall_put(f);
+    }
+    np_spin_unlock(&np__sched.fclock);
+    if (!run)
+        return;
+    f->fn(f->arg);
+    np_spin_lock(&np__sched.fclock);
+    f->state = FC_RAN;
+    np_note_wakeup(&f->done);
+    f->runner_gone = true;
+    fcall_put(f);
+    np_spin_unlock(&np__sched.fclock);
+}
+
+int np__foreign_call(void (*fn)(void *), void *arg)
+{
+    np_fcall *f = calloc(1, sizeof *f);
+    if (!f) {
+        errno = ENOMEM;
+        return -1;
+    }
+    f->fn = fn;
+    f->arg = arg;
+    f->state = FC_WAIT;
+    f->refs = 2;
+    np_note_clear(&f->done);
+    if (!np__foreign_begin()) {
+        free(f);
+        errno = EPERM;
+        return -1;
+    }
+    /* Listed unless stopping, which np__foreign_stop sets before it takes fclock: it
+     * sees every call listed before, a call listed after sees stopping. */
+    np_spin_lock(&np__sched.fclock);
+    bool stop = atomic_load(&np__sched.stopping);
+    if (!stop) {
+        f->next = np__sched.fcalls;
+        if (f->next)
+            f->next->prev = f;
+        np__sched.fcalls = f;
+    }
+    np_spin_unlock(&np__sched.fclock);
+    if (stop) {
+        np__foreign_end();
+        free(f);
+        errno = EPERM;
+        return -1;
+    }
+    if (go_foreign(fcall_entry, f, 0) < 0) {
+        np_spin_lock(&np__sched.fclock);
+        f->runner_gone = true; /* no runner: both references go */
+        f->refs--;
+        fcall_put(f);
+        np_spin_unlock(&np__sched.fclock);
+        np__foreign_end();
+        errno = ENOMEM;
+        return -1;
+    }
+    np__foreign_end();
+    np_note_sleep(&f->done);
+    np_spin_lock(&np__sched.fclock);
+    int st = f->state;
+    fcall_put(f);
+    np_spin_unlock(&np__sched.fclock);
+    if (st != FC_RAN) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+/* At stopping (set just before): the calls whose fn has not begun end with ECANCELED;
+ * the coroutines queued for them will not run it. */
+void np__foreign_stop(void)
+{
+    np_spin_lock(&np__sched.fclock);
+    for (np_fcall *f = np__sched.fcalls; f; f = f->next)
+        if (f->state == FC_WAIT) {
+            f->state = FC_CANCELLED;
+            np_note_wakeup(&f->done);
+        }
+    np_spin_unlock(&np__sched.fclock);
+}
+
+/* np_run, once no coroutine can run any more: the references of the runners that never
+ * ran. (A caller still on its way out frees its call itself.) */
+void np__foreign_release(void)
+{
+    np_spin_lock(&np__sched.fclock);
+    for (np_fcall *f = np__sched.fcalls, *next; f; f = next) {
+        next = f->next;
+        if (!f->runner_gone) {
+            f->runner_gone = true;
+            fcall_put(f);
+        }
+    }
+    np_spin_unlock(&np__sched.fclock);
+}
 
 void np__begin_stop(void);
 
@@ -710,6 +926,19 @@ static void resetspinning(np_m *m)
     m->spinning = false;
     if (atomic_fetch_sub_explicit(&np__sched.nmspinning, 1, memory_order_acq_rel) == 1)
         np__wakep(); /* we were the last to look: let another look for more work */
+}
+
+void np__wake_global(void)
+{
+    /* An M blocked in the poller holds no P: with one idle, it takes it when broken out
+     * of its wait (no other M needed; with one P, the usual case of an idle runtime
+     * waiting for I/O). Else an idle P gets an M (np__wakep); when none is idle the
+     * busy ones look at the global queue every 61 switches and before they go idle
+     * (under the lock that put g there). */
+    if (atomic_load(&np__sched.npidle) > 0 && atomic_load(&np__sched.lastpoll) == 0)
+        np__netpoll_break();
+    else
+        np__wakep();
 }
 
 void np__timer_added(int64_t when)
@@ -977,6 +1206,9 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     g->waitreason = W_BLOCKING;
     m->curg = NULL; /* fn runs outside the scheduler: np calls in it see no coroutine */
     m->blockedg = g;
+    /* nor a P: sysmon may hand it to another M meanwhile (np calls in fn are those of
+     * a foreign thread: np_go, np_wg_done, ... queue on the global queue) */
+    m->p = NULL;
     atomic_fetch_add_explicit(&p->syscalltick, 1, memory_order_relaxed);
     atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
     if (atomic_load_explicit(&np__sched.sysmonslow, memory_order_relaxed))
@@ -987,11 +1219,11 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     m->blockedg = NULL;
     g->waitreason = W_NONE;
     if (kept) { /* fast path: nobody took the P meanwhile */
+        m->p = p;
         m->curg = g;
         return r;
     }
     /* sysmon handed the P to another M: find another, or queue and stop. */
-    m->p = NULL;
     np_p *q = pidle_take();
     if (q) {
         acquirep(m, q);

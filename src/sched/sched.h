@@ -153,7 +153,10 @@ typedef struct np_sched {
     /* Gs */
     _Atomic int64_t goidgen;
     _Atomic int32_t gfreelock;
-    np_g *_Atomic gfree;         /* dead Gs beyond the Ps' caches (peeked without the lock) */
+    /* dead Gs beyond the Ps' caches, without stacks (a thread holding no P takes one for
+     * np_go: the stack comes at its first run, from the cache of the P running it);
+     * peeked without the lock */
+    np_g *_Atomic gfree;
     /* Every G ever made lives in gchunks[0..ngchunks), carved in order: the last chunk
      * up to gused bytes. Never moved or freed while running, so a dump can walk them. */
     _Atomic int32_t glock;
@@ -187,6 +190,15 @@ typedef struct np_sched {
      * cleared by np_run's memset: set and cleared by np_run alone. */
     _Atomic bool up;
     _Atomic int32_t lookers;
+    /* Foreign threads (holding no P: not the runtime's, or in np_blocking) inside
+     * np__foreign_begin/np__foreign_end: they may queue coroutines and start Ms. np_run
+     * waits until there are none right after stopping is set (and before it waits for
+     * the Ms), so none is left to start an M or touch what teardown frees. */
+    _Atomic int32_t foreigners;
+    /* Foreign calls in progress (np__foreign_call), under fclock: cancelled at
+     * stopping, the last freed by np_run when no coroutine runs any more. */
+    _Atomic int32_t fclock;
+    struct np_fcall *fcalls;
     struct sigaction oldpipe;
     bool dumpcontinue;
 } np_sched;
@@ -205,6 +217,24 @@ static inline bool np__look_begin(void)
     return false;
 }
 static inline void np__look_end(void) { atomic_fetch_sub(&np__sched.lookers, 1); }
+
+/* A foreign thread (one holding no P) about to queue coroutines or ready them: false
+ * (EPERM for the caller) when no runtime runs or it is stopping. Dekker-style with
+ * np_run, which sets stopping, then waits for foreigners to reach zero. */
+static inline bool np__foreign_begin(void)
+{
+    atomic_fetch_add(&np__sched.foreigners, 1);
+    if (atomic_load(&np__sched.up) && !atomic_load(&np__sched.stopping))
+        return true;
+    atomic_fetch_sub(&np__sched.foreigners, 1);
+    return false;
+}
+static inline void np__foreign_end(void) { atomic_fetch_sub(&np__sched.foreigners, 1); }
+/* Run fn(arg) in a coroutine for a foreign thread, which waits for it to end (with one
+ * P, how such a thread does what only the P's thread may do). fn must not block.
+ * Returns 0 when fn has run, or -1: EPERM (no runtime, or it is stopping), ENOMEM,
+ * ECANCELED (the runtime began to stop before fn ran: it never will). */
+int np__foreign_call(void (*fn)(void *), void *arg);
 
 /* One P: only the thread holding it runs coroutines, so run queues, coroutine states
  * and channel locks need no atomic read-modify-write (nprocs is fixed while running). */
@@ -303,7 +333,8 @@ static inline void np__ready_on(np_p *p, np_g *g)
     else
         np__ready_q(g, true);
 }
-/* Make a parked coroutine runnable (on the caller's P, next in line). */
+/* Make a parked coroutine runnable (on the caller's P, next in line; from a thread
+ * holding no P, on the global queue, waking a P for it). */
 static inline void np__ready(np_g *g)
 {
     np_m *m = np__getm();
@@ -314,6 +345,10 @@ static inline void np__ready(np_g *g)
 }
 /* Ask an idle P to look for work (when one is idle and nobody spins already). */
 void np__wakep(void);
+/* Work was put on the global queue by a thread holding no P: make sure a P sees it
+ * soon (an idle one is woken; the poller is broken out of its wait if an M blocks in
+ * it, as it then holds no P and takes the idle one). */
+void np__wake_global(void);
 /* A timer was added at when: make sure someone will wake for it. */
 void np__timer_added(int64_t when);
 /* unlockf helper that releases a spin lock. */

@@ -160,11 +160,10 @@ static inline np_g *chan_caller(bool args_ok)
     return self;
 }
 
-static inline __attribute__((always_inline)) int chan_send(np_chan *c, const void *elem, bool block)
+/* Send for self (a coroutine; NULL: a foreign thread's try, block false). */
+static inline __attribute__((always_inline)) int chan_send_at(np_chan *c, const void *elem,
+                                                              np_g *self, bool block)
 {
-    np_g *self = chan_caller(c && elem);
-    if (!self)
-        return -1;
     np__chan_lock(c);
     if (c->closed) {
         np__chan_unlock(c);
@@ -191,11 +190,18 @@ static inline __attribute__((always_inline)) int chan_send(np_chan *c, const voi
     return chan_park(c, self, (void *)elem, true);
 }
 
-static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *elem, bool block)
+static inline __attribute__((always_inline)) int chan_send(np_chan *c, const void *elem, bool block)
 {
-    np_g *self = chan_caller(c != NULL);
+    np_g *self = chan_caller(c && elem);
     if (!self)
         return -1;
+    return chan_send_at(c, elem, self, block);
+}
+
+/* Receive for self (as chan_send_at). */
+static inline __attribute__((always_inline)) int chan_recv_at(np_chan *c, void *elem, np_g *self,
+                                                              bool block)
+{
     np__chan_lock(c);
     np_sudog *sg = np__dequeue(&c->sendq);
     if (sg) {
@@ -221,6 +227,14 @@ static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *ele
         return -1;
     }
     return chan_park(c, self, elem, false);
+}
+
+static inline __attribute__((always_inline)) int chan_recv(np_chan *c, void *elem, bool block)
+{
+    np_g *self = chan_caller(c != NULL);
+    if (!self)
+        return -1;
+    return chan_recv_at(c, elem, self, block);
 }
 
 static __attribute__((noinline)) int chan_send_slow(np_chan *c, const void *elem)
@@ -296,17 +310,81 @@ int np_chan_recv(np_chan *c, void *elem)
     return chan_recv_slow(c, elem);
 }
 
-int np_chan_trysend(np_chan *c, const void *elem) { return chan_send(c, elem, false); }
-int np_chan_tryrecv(np_chan *c, void *elem) { return chan_recv(c, elem, false); }
+static int chan_close_at(np_chan *c);
+
+/* ---- from foreign threads ----------------------------------------------------------
+ * np_chan_trysend, np_chan_tryrecv and np_chan_close from a thread that is not a
+ * coroutine, while the runtime runs. With several Ps the channel has its lock: the
+ * thread does the operation itself, as a coroutine would (it wakes a coroutine onto the
+ * global queue). With one P the channel has none (np__chan_lock), its thread alone
+ * touches it: the operation runs as a coroutine there while the caller waits for it
+ * (np__foreign_call; ECANCELED if the runtime stops first). */
+
+enum { FOP_SEND, FOP_RECV, FOP_CLOSE };
+typedef struct fop { int op; np_chan *c; void *elem; int ret, err; } fop;
+
+static void fop_run(void *arg)
+{
+    fop *o = arg;
+    switch (o->op) {
+    case FOP_SEND: o->ret = chan_send_at(o->c, o->elem, NULL, false); break;
+    case FOP_RECV: o->ret = chan_recv_at(o->c, o->elem, NULL, false); break;
+    default: o->ret = chan_close_at(o->c); break;
+    }
+    o->err = o->ret < 0 ? errno : 0; /* (no park in between: the same thread's errno) */
+}
+
+static __attribute__((noinline)) int chan_foreign(int op, np_chan *c, void *elem)
+{
+    fop o = {op, c, elem, -1, 0};
+    if (!np__foreign_begin()) {
+        errno = EPERM;
+        return -1;
+    }
+    if (!np__solo()) {
+        fop_run(&o);
+        np__foreign_end();
+    } else {
+        np__foreign_end();
+        if (np__foreign_call(fop_run, &o) != 0)
+            return -1;
+    }
+    if (o.ret < 0)
+        errno = o.err;
+    return o.ret;
+}
+
+int np_chan_trysend(np_chan *c, const void *elem)
+{
+    if (c && elem && !np__getg())
+        return chan_foreign(FOP_SEND, c, (void *)elem);
+    return chan_send(c, elem, false);
+}
+
+int np_chan_tryrecv(np_chan *c, void *elem)
+{
+    if (c && !np__getg())
+        return chan_foreign(FOP_RECV, c, elem);
+    return chan_recv(c, elem, false);
+}
 
 int np_chan_close(np_chan *c)
 {
-    if (!chan_caller(c != NULL)) /* from a coroutine only, as the other operations */
+    if (!c) {
+        errno = EINVAL;
         return -1;
+    }
     if (c->tsrc) { /* time's to fill, not to close */
         errno = EINVAL;
         return -1;
     }
+    if (!np__getg())
+        return chan_foreign(FOP_CLOSE, c, NULL);
+    return chan_close_at(c);
+}
+
+static int chan_close_at(np_chan *c)
+{
     np__chan_lock(c);
     if (c->closed) {
         np__chan_unlock(c);

@@ -30,7 +30,8 @@ struct np_chan {
     struct np__tsrc *tsrc;
 };
 
-/* Channel operations come from coroutines only; with one P they are serialized by it. */
+/* Channel operations come from coroutines (and, with several Ps, from foreign threads:
+ * chan.c); with one P they are serialized by it. */
 static inline void np__chan_lock(np_chan *c)
 {
     if (!np__solo())

@@ -57,6 +57,11 @@ static inline bool none_waiting(np__cond *c)
            atomic_load_explicit(&c->notify, memory_order_relaxed);
 }
 
+/* foreign_gone: a signal or broadcast from a thread that is not a coroutine (any thread
+ * may) wakes waiters only while the runtime runs (np__foreign_begin): when it is
+ * stopping, or after np_run returned, the waiters are abandoned coroutines, their
+ * records on stacks that may be gone; the call leaves the cond as it is and returns 0. */
+
 int np_cond_signal(np_cond *pub)
 {
     if (!pub) {
@@ -66,10 +71,15 @@ int np_cond_signal(np_cond *pub)
     np__cond *c = np__cv(pub);
     if (none_waiting(c))
         return 0;
+    bool foreign = !np__getg();
+    if (foreign && !np__foreign_begin())
+        return 0; /* see foreign_gone */
     np_spin_lock(&c->lk);
     uint32_t t = atomic_load_explicit(&c->notify, memory_order_relaxed);
     if (t == atomic_load_explicit(&c->wait, memory_order_relaxed)) {
         np_spin_unlock(&c->lk);
+        if (foreign)
+            np__foreign_end();
         return 0;
     }
     atomic_store_explicit(&c->notify, t + 1, memory_order_relaxed);
@@ -91,6 +101,8 @@ int np_cond_signal(np_cond *pub)
     np_spin_unlock(&c->lk);
     if (g)
         np__ready(g);
+    if (foreign)
+        np__foreign_end();
     return 0;
 }
 
@@ -103,6 +115,9 @@ int np_cond_broadcast(np_cond *pub)
     np__cond *c = np__cv(pub);
     if (none_waiting(c))
         return 0;
+    bool foreign = !np__getg();
+    if (foreign && !np__foreign_begin())
+        return 0; /* see foreign_gone */
     np_spin_lock(&c->lk);
     /* Every ticket handed out so far is notified; tickets taken from now on are not,
      * and their holders cannot have queued yet (they need lk). */
@@ -116,5 +131,7 @@ int np_cond_broadcast(np_cond *pub)
         np__ready(w->g);
         w = next;
     }
+    if (foreign)
+        np__foreign_end();
     return 0;
 }

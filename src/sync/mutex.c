@@ -7,9 +7,8 @@
 
 typedef struct waiter { np_g *g; struct waiter *next; } waiter;
 
-int np_mutex_trylock(np_mutex *pub)
+static int trylock_cas(np__mutex *mu)
 {
-    np__mutex *mu = np__mu(pub);
     int32_t s = atomic_load_explicit(&mu->state, memory_order_relaxed);
     while (!(s & 1))
         if (atomic_compare_exchange_weak_explicit(&mu->state, &s, s | 1, memory_order_acquire,
@@ -17,6 +16,48 @@ int np_mutex_trylock(np_mutex *pub)
             return 0;
     errno = EBUSY;
     return -1;
+}
+
+typedef struct trylock_call { np__mutex *mu; int r, err; } trylock_call;
+
+static void trylock_run(void *arg)
+{
+    trylock_call *t = arg;
+    t->r = trylock_cas(t->mu);
+    t->err = errno;
+}
+
+/* np_mutex_trylock from a thread that is not a coroutine. With one P the coroutines
+ * take the mutex with a plain load and store (np__mutex_take_solo), which a CAS from
+ * here could fall between (both would own it): the CAS runs on the P, as a coroutine
+ * (np__foreign_call). With several Ps, or no runtime, every taker uses a CAS. */
+static __attribute__((noinline)) int trylock_foreign(np__mutex *mu)
+{
+    if (np__foreign_begin()) {
+        bool solo = np__solo();
+        np__foreign_end();
+        if (!solo)
+            return trylock_cas(mu);
+        trylock_call t = {mu, -1, EBUSY};
+        if (np__foreign_call(trylock_run, &t) != 0)
+            return -1; /* EPERM: stopping; ECANCELED */
+        if (t.r != 0)
+            errno = t.err;
+        return t.r;
+    }
+    if (atomic_load(&np__sched.up)) { /* stopping: a coroutine may still take it */
+        errno = EPERM;
+        return -1;
+    }
+    return trylock_cas(mu);
+}
+
+int np_mutex_trylock(np_mutex *pub)
+{
+    np__mutex *mu = np__mu(pub);
+    if (__builtin_expect(!np__getg(), 0))
+        return trylock_foreign(mu);
+    return trylock_cas(mu);
 }
 
 int np_mutex_lock(np_mutex *pub)
@@ -68,6 +109,8 @@ int np__mutex_lock_slow(np__mutex *mu)
 int np_mutex_unlock(np_mutex *pub)
 {
     np__mutex *mu = np__mu(pub);
+    /* (from another thread: the slow path's CAS and hand-over are safe with one P too,
+     * a coroutine's plain store gives it only when it is 1, held by that coroutine) */
     if (np__getg() && np__mutex_give_solo(mu, np__solo()))
         return 0;
     return np__mutex_unlock_slow(mu);

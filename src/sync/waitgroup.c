@@ -33,10 +33,14 @@ int np_wg_add(np_wg *pub, int64_t delta)
     }
     if (counter > 0 || waiters == 0 || delta == 0)
         return 0;
-    /* Zero with waiters: they are parked, so the group is alive. Wake them all. */
+    /* Zero with waiters: they are parked, so the group is alive. Wake them all. From a
+     * foreign thread (no coroutine), only while the runtime runs: once it stops (or
+     * after np_run returned) the waiters are abandoned, their stacks maybe gone. */
+    bool foreign = !np__getg();
+    bool wake = !foreign || np__foreign_begin();
     np_spin_lock(&wg->lk);
     atomic_store_explicit(&wg->count, 0, memory_order_release);
-    waiter *w = wg->head;
+    waiter *w = wake ? wg->head : NULL;
     wg->head = NULL;
     np_spin_unlock(&wg->lk);
     while (w) {
@@ -44,6 +48,8 @@ int np_wg_add(np_wg *pub, int64_t delta)
         np__ready(w->g);
         w = next;
     }
+    if (foreign && wake)
+        np__foreign_end();
     return 0;
 }
 
