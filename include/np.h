@@ -2,7 +2,8 @@
  *
  * Errors follow the C library convention: a function that fails returns -1 (or NULL)
  * and sets errno. Calls that may block must be made from inside a coroutine; made
- * from any other thread they fail with EPERM. What other threads may call: see np_go.
+ * from any other thread they fail with EPERM. What other threads may call: see "Foreign
+ * threads" at np_go.
  *
  * errno is per thread and, with NP_PROCS > 1, a coroutine may resume on another thread
  * after any call that can block. np sets errno on the thread the call returns on, so
@@ -50,23 +51,23 @@ typedef struct np_attr {
  * abandoned. Fails with EBUSY if a runtime is already running in this process. */
 int np_run(np_fn main_fn, void *arg);
 
-/* Spawn a coroutine running fn(arg). Returns its id (> 0), or -1 (EPERM outside the
- * runtime, ENOMEM, EINVAL for a NULL fn).
- *
- * Foreign threads: any thread that is not a coroutine (a plain pthread, a C library's
+/* Foreign threads: any thread that is not a coroutine (a plain pthread, a C library's
  * callback thread, np_blocking's fn) may call np_go while np_run runs: the coroutine is
  * queued on the global run queue and an idle processor is woken for it, also one whose
- * thread waits in the poller. Once main_fn has returned it fails with EPERM, as when no
- * runtime runs. Such threads may also call np_chan_trysend, np_chan_tryrecv,
- * np_chan_close and np_mutex_trylock (with NP_PROCS=1 the operation runs as a short
- * coroutine while the thread waits, two thread wake-ups: 10-20 us; -1/ECANCELED or
- * EPERM when the runtime is stopping), np_mutex_unlock,
+ * thread waits in the poller. Such threads may also call np_chan_trysend,
+ * np_chan_tryrecv, np_chan_close and np_mutex_trylock (with NP_PROCS=1 the operation
+ * runs as a short coroutine while the thread waits, two thread wake-ups: 10-20 us;
+ * -1/ECANCELED or EPERM when the runtime is stopping), np_mutex_unlock,
  * np_wg_add/np_wg_done, np_cond_signal/np_cond_broadcast, np_rwmutex_tryrlock/trylock/
  * runlock/unlock (waiters a call would wake once main_fn has returned are abandoned:
  * left parked), np_once_do once done, and the calls that need no coroutine (np_now,
  * np_id: 0, np_procs, np_stats_get, np_dump, np_log, np_chan_new, np_chan_cap,
  * np_fd_open). The calls that may block, np_select and the descriptor calls need a
  * coroutine and fail with EPERM there. Not from a signal handler: these take locks. */
+
+/* Spawn a coroutine running fn(arg), from a coroutine or a foreign thread (above).
+ * Returns its id (> 0), or -1: EPERM when no runtime runs (or main_fn has returned),
+ * ENOMEM, EINVAL for a NULL fn. */
 int64_t np_go(np_fn fn, void *arg);
 
 /* np_go with attributes (attr may be NULL). */
