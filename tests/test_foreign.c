@@ -173,9 +173,19 @@ static bool is_poll_syscall(long nr)
     return false;
 }
 
+/* Is this kernel function (a thread's wchan) where poll, select or epoll_wait sleep? */
+static bool is_poll_wchan(const char *w)
+{
+    return strcmp(w, "do_epoll_wait") == 0 || strcmp(w, "ep_poll") == 0 ||
+           strncmp(w, "poll_schedule_timeout", 21) == 0 || strcmp(w, "do_select") == 0 ||
+           strcmp(w, "do_sys_poll") == 0;
+}
+
 /* Is a thread of this process blocked in a poll system call (the poller's wait: no
- * other thread here polls)? Read from /proc/self/task/<tid>/syscall; where that cannot
- * be read (qemu-user) it says yes, and the case tests a P woken on its way there. */
+ * other thread here polls)? From /proc/self/task/<tid>/wchan (the kernel function it
+ * sleeps in: the same under qemu-user, whose threads make the host's system calls), or
+ * where that shows nothing, from .../syscall (the number; the host's under qemu-user).
+ * Where neither can be read it says yes, and the case tests a P woken on its way there. */
 static bool in_poller(void *arg)
 {
     DIR *d = opendir("/proc/self/task");
@@ -186,10 +196,20 @@ static bool in_poller(void *arg)
     while (!found && (de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", de->d_name);
+        char path[300], w[128] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/wchan", de->d_name);
         FILE *f = fopen(path, "r");
-        if (!f)
+        if (f) {
+            if (fscanf(f, "%127s", w) == 1 && strcmp(w, "0") != 0) {
+                readable = true;
+                found = is_poll_wchan(w);
+            }
+            fclose(f);
+        }
+        if (found || w[0])
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", de->d_name);
+        if (!(f = fopen(path, "r")))
             continue;
         long nr;
         if (fscanf(f, "%ld", &nr) == 1) {

@@ -408,6 +408,17 @@ static np_g *galloc(void)
     return g;
 }
 
+/* A G never used before (galloc), with its TSan fiber. NULL when out of memory. */
+static np_g *gnew(void)
+{
+    np_g *g = galloc();
+#ifdef NP_TSAN
+    if (g)
+        g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    return g;
+}
+
 static np_g *gfget(np_p *p)
 {
     if (!p->gfree && atomic_load_explicit(&np__sched.gfree, memory_order_relaxed)) {
@@ -427,13 +438,7 @@ static np_g *gfget(np_p *p)
         p->ngfree--;
         return g;
     }
-    g = galloc();
-    if (!g)
-        return NULL;
-#ifdef NP_TSAN
-    g->tsan_fiber = __tsan_create_fiber(0);
-#endif
-    return g;
+    return gnew();
 }
 
 /* A dead G keeps a stack of the default size while it is on its P's free list (as in
@@ -523,14 +528,8 @@ static np_g *gget_shared(void)
             atomic_store_explicit(&np__sched.gfree, g->schedlink, memory_order_relaxed);
         np_spin_unlock(&np__sched.gfreelock);
     }
-    if (!g) {
-        g = galloc();
-        if (!g)
-            return NULL;
-#ifdef NP_TSAN
-        g->tsan_fiber = __tsan_create_fiber(0);
-#endif
-    }
+    if (!g && !(g = gnew()))
+        return NULL;
     if (g->stack.kind != NP_STK_NONE)
         np__fatal("a shared free coroutine has a stack");
     return g;

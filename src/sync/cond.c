@@ -62,25 +62,45 @@ static inline bool none_waiting(np__cond *c)
  * stopping, or after np_run returned, the waiters are abandoned coroutines, their
  * records on stacks that may be gone; the call leaves the cond as it is and returns 0. */
 
-int np_cond_signal(np_cond *pub)
+/* The start of a signal or broadcast: c's lock taken, or false when there is nothing
+ * to do (no waiter, or a foreign caller once the runtime stops: see foreign_gone; then
+ * *ret is the call's result). *foreign: the caller is no coroutine (end with wake_end). */
+static bool wake_begin(np_cond *pub, np__cond **c, bool *foreign, int *ret)
 {
+    *ret = 0;
     if (!pub) {
         errno = EINVAL;
-        return -1;
+        *ret = -1;
+        return false;
     }
-    np__cond *c = np__cv(pub);
-    if (none_waiting(c))
-        return 0;
-    bool foreign = !np__getg();
-    if (foreign && !np__foreign_begin())
-        return 0; /* see foreign_gone */
-    np_spin_lock(&c->lk);
+    *c = np__cv(pub);
+    if (none_waiting(*c))
+        return false;
+    *foreign = !np__getg();
+    if (*foreign && !np__foreign_begin())
+        return false;
+    np_spin_lock(&(*c)->lk);
+    return true;
+}
+
+static int wake_end(bool foreign)
+{
+    if (foreign)
+        np__foreign_end();
+    return 0;
+}
+
+int np_cond_signal(np_cond *pub)
+{
+    np__cond *c;
+    bool foreign;
+    int ret;
+    if (!wake_begin(pub, &c, &foreign, &ret))
+        return ret;
     uint32_t t = atomic_load_explicit(&c->notify, memory_order_relaxed);
     if (t == atomic_load_explicit(&c->wait, memory_order_relaxed)) {
         np_spin_unlock(&c->lk);
-        if (foreign)
-            np__foreign_end();
-        return 0;
+        return wake_end(foreign);
     }
     atomic_store_explicit(&c->notify, t + 1, memory_order_relaxed);
     /* Ticket t's holder is queued, or will find t notified when it comes to queue. */
@@ -101,24 +121,16 @@ int np_cond_signal(np_cond *pub)
     np_spin_unlock(&c->lk);
     if (g)
         np__ready(g);
-    if (foreign)
-        np__foreign_end();
-    return 0;
+    return wake_end(foreign);
 }
 
 int np_cond_broadcast(np_cond *pub)
 {
-    if (!pub) {
-        errno = EINVAL;
-        return -1;
-    }
-    np__cond *c = np__cv(pub);
-    if (none_waiting(c))
-        return 0;
-    bool foreign = !np__getg();
-    if (foreign && !np__foreign_begin())
-        return 0; /* see foreign_gone */
-    np_spin_lock(&c->lk);
+    np__cond *c;
+    bool foreign;
+    int ret;
+    if (!wake_begin(pub, &c, &foreign, &ret))
+        return ret;
     /* Every ticket handed out so far is notified; tickets taken from now on are not,
      * and their holders cannot have queued yet (they need lk). */
     atomic_store_explicit(&c->notify, atomic_load_explicit(&c->wait, memory_order_relaxed),
@@ -131,7 +143,5 @@ int np_cond_broadcast(np_cond *pub)
         np__ready(w->g);
         w = next;
     }
-    if (foreign)
-        np__foreign_end();
-    return 0;
+    return wake_end(foreign);
 }
