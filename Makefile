@@ -72,6 +72,14 @@ LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*
 LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
 PIC_OBJ := $(patsubst %,$(B)/pic/%.o,$(LIB_SRC))
 SO := $(B)/libnp.so.$(VERSION)
+# libnp-hook: libc's blocking calls interposed (src/hook), a library of its own that only
+# the programs that want it link (before libnp; the archive whole, so that every hook is
+# in the program for the shared libraries it loads).
+HOOK_SRC := $(wildcard src/hook/*.c)
+HOOK_OBJ := $(patsubst %,$(B)/obj/%.o,$(HOOK_SRC))
+HOOK_PIC := $(patsubst %,$(B)/pic/%.o,$(HOOK_SRC))
+HOOK_SONAME := libnp-hook.so.$(call vpart,MAJOR)
+HOOK_SO := $(B)/libnp-hook.so.$(VERSION)
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c)) \
 	$(patsubst tests/%.cpp,$(B)/tests/%,$(wildcard tests/test_*.cpp))
 BENCH := $(B)/bin/np-bench-runtime
@@ -91,12 +99,20 @@ LINK_DEP := $(B)/$(SONAME)
 WHITEBOX_LIB := $(B)/libnp-pic.a
 endif
 WHITEBOX := $(patsubst %,$(B)/tests/%,test_netpoll test_timer)
+HOOK_LINK := -Wl,--whole-archive $(B)/libnp-hook.a -Wl,--no-whole-archive $(LINK_LIB) -ldl
+HOOK_DEP := $(B)/libnp-hook.a
+ifeq ($(VARIANT),shared)
+HOOK_LINK := -L$(B) -l:$(HOOK_SONAME) $(LINK_LIB) -ldl
+HOOK_DEP := $(B)/$(HOOK_SONAME)
+endif
+HOOKED := $(patsubst %,$(B)/tests/%,test_hook)
 
-.PHONY: all lib shared tests bench-bin examples run test bench mutate clean install uninstall
-all: lib shared tests bench-bin examples
+.PHONY: all lib shared hook tests bench-bin examples run test bench mutate clean install uninstall
+all: lib shared hook tests bench-bin examples
 examples: $(EXAMPLES)
 lib: $(B)/libnp.a
 shared: $(B)/libnp.so
+hook: $(B)/libnp-hook.a $(B)/libnp-hook.so
 tests: $(TESTS)
 bench-bin: $(BENCH) $(B)/bin/np-echo-shared
 
@@ -128,6 +144,18 @@ $(B)/libnp.so: $(B)/$(SONAME)
 $(B)/tests/%: tests/%.c $(LINK_DEP) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
+$(HOOKED): $(B)/tests/%: tests/%.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc $< $(HOOK_LINK) -o $@ $(LDFLAGS_ALL)
+$(B)/libnp-hook.a: $(HOOK_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+$(HOOK_SO): $(HOOK_PIC) $(B)/$(SONAME)
+	@echo "  LD $@"; $(CC) $(SO_LDFLAGS:$(SONAME)=$(HOOK_SONAME)) $(HOOK_PIC) -L$(B) -l:$(SONAME) -ldl -o $@ -pthread $(SAN)
+$(B)/$(HOOK_SONAME): $(HOOK_SO)
+	@ln -sf $(notdir $<) $@
+$(B)/libnp-hook.so: $(B)/$(HOOK_SONAME)
+	@ln -sf $(HOOK_SONAME) $@
 $(WHITEBOX): $(B)/tests/%: tests/%.c $(WHITEBOX_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(WHITEBOX_LIB) -o $@ $(LDFLAGS_ALL)
@@ -147,15 +175,21 @@ $(B)/bin/np-echo-shared: examples/echo.c $(B)/$(SONAME) $(HDRS)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the header, libnp.a, libnp.so with its
 # soname links, np.pc (pkg-config; made from np.pc.in for this PREFIX) and the example programs (linked statically: they run anywhere).
-install: lib $(SO) $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
+install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 644 include/np.h $(DESTDIR)$(INCLUDEDIR)/np.h
 	install -m 644 $(B)/libnp.a $(DESTDIR)$(LIBDIR)/libnp.a
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION)
 	ln -sf libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnp.so
+	install -m 644 $(B)/libnp-hook.a $(DESTDIR)$(LIBDIR)/libnp-hook.a
+	install -m 755 $(HOOK_SO) $(DESTDIR)$(LIBDIR)/libnp-hook.so.$(VERSION)
+	ln -sf libnp-hook.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(HOOK_SONAME)
+	ln -sf $(HOOK_SONAME) $(DESTDIR)$(LIBDIR)/libnp-hook.so
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' np.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/np.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' np-hook.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/np-hook.pc
 	install -m 755 $(patsubst %,build/bin/%,$(EXAMPLE_NAMES)) $(DESTDIR)$(BINDIR)/
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
@@ -163,6 +197,9 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(LIBDIR)/libnp.a \
 		$(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libnp.so $(DESTDIR)$(PKGCONFIGDIR)/np.pc \
+		$(DESTDIR)$(LIBDIR)/libnp-hook.a $(DESTDIR)$(LIBDIR)/libnp-hook.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/$(HOOK_SONAME) $(DESTDIR)$(LIBDIR)/libnp-hook.so \
+		$(DESTDIR)$(PKGCONFIGDIR)/np-hook.pc \
 		$(patsubst %,$(DESTDIR)$(BINDIR)/%,$(EXAMPLE_NAMES))
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 

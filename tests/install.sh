@@ -32,7 +32,7 @@ installed() {
     local ver f
     ver=$(sed -n 's/^#define NP_VERSION_STRING "\(.*\)"/\1/p' include/np.h)
     for f in include/np.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
-        bin/np-chat bin/np-netlog; do
+        bin/np-chat bin/np-netlog lib/libnp-hook.a "lib/libnp-hook.so.$ver" lib/pkgconfig/np-hook.pc; do
         [ -f "$dest$prefix/$f" ] || { echo "missing $prefix/$f"; return 1; }
     done
     [ "$(readlink "$lib/libnp.so.${ver%%.*}")" = "libnp.so.$ver" ] || { echo "libnp.so.${ver%%.*} link wrong"; return 1; }
@@ -82,6 +82,23 @@ static_prog() {
     timeout 60 ./prog-static
 }
 check outoftree_pkgconfig_static static_prog
+
+# libnp-hook from outside: a program whose coroutines call libc's nanosleep, built with
+# pkg-config np-hook, shared then static (NP_PROCS=1: the sleeps must park, not block).
+hook_prog() {
+    cd "$proj" || return 1
+    cp "$root/tests/outoftree/sleepers.c" . || return 1
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror sleepers.c $(pkg-config --cflags --libs np-hook) -o sleepers-shared || return 1
+    LD_LIBRARY_PATH=$lib ldd ./sleepers-shared >ldd-hook.out || return 1
+    grep "libnp-hook.so.0 => $lib/libnp-hook.so.0" ldd-hook.out >/dev/null || { cat ldd-hook.out; return 1; }
+    NP_PROCS=1 LD_LIBRARY_PATH=$lib timeout 30 ./sleepers-shared || return 1
+    # shellcheck disable=SC2046
+    cc -static -std=c11 -Wall -Wextra -Werror sleepers.c $(pkg-config --static --cflags --libs np-hook) \
+        -o sleepers-static 2>"$tmp/hook-static.log" || { cat "$tmp/hook-static.log"; return 1; }
+    NP_PROCS=1 timeout 30 ./sleepers-static
+}
+check outoftree_np_hook hook_prog
 
 # A plugin-style load: dlopen the installed libnp.so.0 (its TLS is initial-exec: glibc's
 # static TLS reserve must take it) and run a coroutine through dlsym'd functions.
