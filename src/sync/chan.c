@@ -356,16 +356,22 @@ static __attribute__((noinline)) int chan_foreign(int op, np_chan *c, void *elem
 
 int np_chan_trysend(np_chan *c, const void *elem)
 {
-    if (c && elem && !np__getg())
-        return chan_foreign(FOP_SEND, c, (void *)elem);
-    return chan_send(c, elem, false);
+    if (!c || !elem) {
+        errno = EINVAL;
+        return -1;
+    }
+    np_g *self = np__getg(); /* looked at once: NULL is a foreign thread */
+    return self ? chan_send_at(c, elem, self, false) : chan_foreign(FOP_SEND, c, (void *)elem);
 }
 
 int np_chan_tryrecv(np_chan *c, void *elem)
 {
-    if (c && !np__getg())
-        return chan_foreign(FOP_RECV, c, elem);
-    return chan_recv(c, elem, false);
+    if (!c) {
+        errno = EINVAL;
+        return -1;
+    }
+    np_g *self = np__getg();
+    return self ? chan_recv_at(c, elem, self, false) : chan_foreign(FOP_RECV, c, elem);
 }
 
 int np_chan_close(np_chan *c)
