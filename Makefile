@@ -105,7 +105,7 @@ ifeq ($(VARIANT),shared)
 HOOK_LINK := -L$(B) -l:$(HOOK_SONAME) $(LINK_LIB) -ldl
 HOOK_DEP := $(B)/$(HOOK_SONAME)
 endif
-HOOKED := $(patsubst %,$(B)/tests/%,test_hook)
+HOOKED := $(patsubst %,$(B)/tests/%,test_hook test_hook_io)
 
 .PHONY: all lib shared hook tests bench-bin examples run test bench mutate clean install uninstall
 all: lib shared hook tests bench-bin examples

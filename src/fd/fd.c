@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -373,12 +374,9 @@ static inline bool edge_only(np_fdent *e) { return e->drained && !np__pd_hup(e->
 
 /* Readiness, waiting if need be: the level now (poll(2) with no timeout), else the next
  * edge after the reset, which the caller's turn keeps anyone else from consuming; or,
- * after a short read, the edge alone (no syscall). 0 or -errno. */
-static inline __attribute__((always_inline)) int fd_wait(int fd, int mode)
+ * after a short read, the edge alone (no syscall). A pd error or PD_OK. */
+static inline __attribute__((always_inline)) int wait_ready(int fd, np_fdent *e, int mode)
 {
-    np_fdent *e = begin(fd, mode);
-    if (!e)
-        return -np__errno();
     int err = PD_OK;
     if (!e->pd) {
         /* regular file: always ready */
@@ -391,6 +389,16 @@ static inline __attribute__((always_inline)) int fd_wait(int fd, int mode)
     }
     if (mode == PD_R && !err)
         e->drained = false;
+    return err;
+}
+
+/* 0 or -errno. */
+static inline __attribute__((always_inline)) int fd_wait(int fd, int mode)
+{
+    np_fdent *e = begin(fd, mode);
+    if (!e)
+        return -np__errno();
+    int err = wait_ready(fd, e, mode);
     end(e, mode);
     return err ? (int)pderr(err) : 0;
 }
@@ -556,11 +564,12 @@ static bool close_wait(np_g *g, void *lk)
     return true;
 }
 
-int np_close(int fd)
+/* Unregister fd: blocked calls wake with EBADF, and once every operation in flight has
+ * left, the poll descriptor goes; then the descriptor itself when close_it. A coroutine
+ * parks meanwhile, any other thread (np__hook_forget) yields. 0, or -1 and errno. */
+static int fd_close(int fd, bool close_it)
 {
     np_g *self = np__getg();
-    if (!self) /* as every descriptor call: EBADF if fd is not registered, else EPERM */
-        return outside(fd);
     np_fdent *e = ent(fd);
     uint32_t s = e ? atomic_load(&e->state) : 0;
     while (s & OPEN)
@@ -574,13 +583,19 @@ int np_close(int fd)
     if (e->pd)
         np__pd_unblock(e->pd); /* everyone blocked wakes with EBADF */
     /* Wait until every operation in flight has left. */
-    np_spin_lock(&e->lk);
-    e->closer = self;
-    if (atomic_fetch_sub(&e->state, 1) - 1 != 0) {
-        np__park(close_wait, (void *)&e->lk, W_IO); /* the last one out readies us */
+    if (self) {
+        np_spin_lock(&e->lk);
+        e->closer = self;
+        if (atomic_fetch_sub(&e->state, 1) - 1 != 0) {
+            np__park(close_wait, (void *)&e->lk, W_IO); /* the last one out readies us */
+        } else {
+            e->closer = NULL;
+            np_spin_unlock(&e->lk);
+        }
     } else {
-        e->closer = NULL;
-        np_spin_unlock(&e->lk);
+        atomic_fetch_sub(&e->state, 1);
+        while (atomic_load(&e->state) != 0) /* woken with EBADF, they leave at once */
+            sched_yield();
     }
     np_spin_lock(&e->lk);
     np_pd *pd = e->pd;
@@ -588,7 +603,73 @@ int np_close(int fd)
     np_spin_unlock(&e->lk);
     if (pd)
         np__pd_close(pd);
-    return close(fd);
+    return close_it ? close(fd) : 0;
+}
+
+int np_close(int fd)
+{
+    if (!np__getg()) /* as every descriptor call: EBADF if fd is not registered, else EPERM */
+        return outside(fd);
+    return fd_close(fd, true);
+}
+
+/* ---- libnp-hook's interface (fd.h) ---------------------------------------------------- */
+
+NP_HOOK_ABI ssize_t np__hook_io(int fd, int mode, int64_t timeout_ns, ssize_t (*op)(int, void *),
+                                void *arg, size_t want)
+{
+    np_fdent *e = begin(fd, mode);
+    if (!e)
+        return -np__errno();
+    bool timed = timeout_ns > 0 && e->pd;
+    if (timed)
+        np__pd_set_deadline(e->pd, np_now() + timeout_ns, mode);
+    ssize_t r = want ? read_loop(fd, e, want, op, arg) : io_loop(fd, e, mode, op, arg);
+    if (timed)
+        np__pd_set_deadline(e->pd, 0, mode);
+    end(e, mode);
+    return r;
+}
+
+NP_HOOK_ABI int np__hook_wait(int fd, int mode, int64_t timeout_ns)
+{
+    np_fdent *e = begin(fd, mode);
+    if (!e)
+        return -np__errno();
+    bool timed = timeout_ns > 0 && e->pd;
+    if (timed)
+        np__pd_set_deadline(e->pd, np_now() + timeout_ns, mode);
+    int err = wait_ready(fd, e, mode);
+    if (timed)
+        np__pd_set_deadline(e->pd, 0, mode);
+    end(e, mode);
+    return err ? (int)pderr(err) : 0;
+}
+
+NP_HOOK_ABI bool np__hook_registered(int fd)
+{
+    np_fdent *e = ent(fd);
+    return e && (atomic_load(&e->state) & OPEN);
+}
+
+struct forget { int fd, r; };
+static void forget_run(void *a)
+{
+    struct forget *f = a;
+    f->r = fd_close(f->fd, false) ? -errno : 0;
+}
+
+NP_HOOK_ABI int np__hook_forget(int fd)
+{
+    /* With one P, coroutines count references with plain stores (acquire): from another
+     * thread the close runs as a coroutine, on the P's thread. */
+    if (!np__getg() && np__solo() && np__hook_registered(fd)) {
+        struct forget f = {fd, -EBADF};
+        if (np__foreign_call(forget_run, &f) != 0)
+            return -EBADF;
+        return f.r;
+    }
+    return fd_close(fd, false) ? -errno : 0;
 }
 
 static int set_deadline(int fd, int64_t d, int mode)

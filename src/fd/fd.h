@@ -16,4 +16,23 @@ ssize_t np__ret(ssize_t r);
  * tests that look at the netpoller's state; no reference is taken). */
 np_pd *np__fd_pd(int fd);
 
+/* The private interface of libnp-hook (src/hook), exported from libnp.so beside np.h's
+ * functions and from nothing else; a libnp-hook of the same version is its only user.
+ * Results are counts or -errno; timeout_ns > 0 bounds the call (-ETIMEDOUT), <= 0 does
+ * not. Coroutines only (-EPERM elsewhere), on a descriptor registered with np_fd_open. */
+#define NP_HOOK_ABI __attribute__((visibility("default")))
+/* One I/O call in the readers' (PD_R) or writers' (PD_W) turn: op(fd, arg) until it
+ * does not fail with EAGAIN, parking in between. want > 0 (a read of want bytes on a
+ * stream): a shorter read marks the socket drained, as np_read does. */
+NP_HOOK_ABI ssize_t np__hook_io(int fd, int mode, int64_t timeout_ns, ssize_t (*op)(int, void *),
+                                void *arg, size_t want);
+/* Park until fd is ready in mode (np_wait_readable/np_wait_writable with a timeout). */
+NP_HOOK_ABI int np__hook_wait(int fd, int mode, int64_t timeout_ns);
+/* Whether fd is registered with np. */
+NP_HOOK_ABI bool np__hook_registered(int fd);
+/* Unregister fd as np_close does (blocked calls wake with EBADF, np waits for them to
+ * leave), but leave the descriptor open. Any thread: one that is not a coroutine
+ * yields until the calls in flight have left. 0 or -EBADF. */
+NP_HOOK_ABI int np__hook_forget(int fd);
+
 #endif

@@ -1,0 +1,107 @@
+/* Name lookups: glibc's resolver blocks in its own, unhooked, calls (and may read files,
+ * or load NSS modules): in a coroutine the lookup runs through np_blocking, so the P
+ * serves other coroutines meanwhile (Go's cgo resolver does the same with a thread).
+ * gethostbyname's result lives in libc's static storage: the call and the copy-out both
+ * happen on the thread np_blocking runs the lookup on, before the coroutine resumes. */
+#include "hook.h"
+#include <netdb.h>
+#include <sys/socket.h>
+
+/* No system call does these: a statically linked program has no next definition, and
+ * np__hook_next aborts with the name. */
+#define REAL(name, type) NP_REAL(type, name, NULL)
+
+struct gai {
+    const char *node, *service;
+    const struct addrinfo *hints;
+    struct addrinfo **res;
+    int r;
+};
+static void *gai_run(void *a)
+{
+    struct gai *x = a;
+    x->r = REAL(getaddrinfo, int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))(
+        x->node, x->service, x->hints, x->res);
+    return NULL;
+}
+
+NP_HOOK int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    struct gai x = {node, service, hints, res, 0};
+    if (np__hook_in_coroutine())
+        np_blocking(gai_run, &x);
+    else
+        gai_run(&x);
+    return x.r;
+}
+
+struct gni {
+    const struct sockaddr *sa;
+    socklen_t salen;
+    char *host;
+    socklen_t hostlen;
+    char *serv;
+    socklen_t servlen;
+    int flags, r;
+};
+static void *gni_run(void *a)
+{
+    struct gni *x = a;
+    x->r = REAL(getnameinfo, int (*)(const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int))(
+        x->sa, x->salen, x->host, x->hostlen, x->serv, x->servlen, x->flags);
+    return NULL;
+}
+
+NP_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
+                        socklen_t servlen, int flags)
+{
+    struct gni x = {sa, salen, host, hostlen, serv, servlen, flags, 0};
+    if (np__hook_in_coroutine())
+        np_blocking(gni_run, &x);
+    else
+        gni_run(&x);
+    return x.r;
+}
+
+struct ghbn {
+    const char *name;
+    struct hostent *ret, **result;
+    char *buf;
+    size_t buflen;
+    int *err, r;
+};
+static void *ghbn_run(void *a)
+{
+    struct ghbn *x = a;
+    x->ret = REAL(gethostbyname, struct hostent *(*)(const char *))(x->name);
+    return NULL;
+}
+
+NP_HOOK struct hostent *gethostbyname(const char *name)
+{
+    struct ghbn x = {.name = name};
+    if (np__hook_in_coroutine())
+        np_blocking(ghbn_run, &x);
+    else
+        ghbn_run(&x);
+    return x.ret;
+}
+
+static void *ghbnr_run(void *a)
+{
+    struct ghbn *x = a;
+    x->r = REAL(gethostbyname_r, int (*)(const char *, struct hostent *, char *, size_t, struct hostent **, int *))(
+        x->name, x->ret, x->buf, x->buflen, x->result, x->err);
+    return NULL;
+}
+
+NP_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+                            int *h_errnop)
+{
+    struct ghbn x = {name, ret, result, buf, buflen, h_errnop, 0};
+    if (np__hook_in_coroutine())
+        np_blocking(ghbnr_run, &x);
+    else
+        ghbnr_run(&x);
+    return x.r;
+}
