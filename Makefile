@@ -106,8 +106,14 @@ HOOK_LINK := -L$(B) -l:$(HOOK_SONAME) $(LINK_LIB) -ldl
 HOOK_DEP := $(B)/$(HOOK_SONAME)
 endif
 HOOKED := $(patsubst %,$(B)/tests/%,test_hook test_hook_io)
+# Unmodified client libraries from Debian through libnp-hook, against the real servers
+# that tests/servers.sh starts (make srv builds them; not part of all).
+SRV := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/srv_*.c))
+SRV_LIBS_srv_redis := -lhiredis
+SRV_LIBS_srv_pq := -lpq
+SRV_LIBS_srv_curl := -lcurl
 
-.PHONY: all lib shared hook tests bench-bin examples run test bench mutate clean install uninstall
+.PHONY: srv all lib shared hook tests bench-bin examples run test bench mutate clean install uninstall
 all: lib shared hook tests bench-bin examples
 examples: $(EXAMPLES)
 lib: $(B)/libnp.a
@@ -147,6 +153,10 @@ $(B)/tests/%: tests/%.c $(LINK_DEP) $(HDRS)
 $(HOOKED): $(B)/tests/%: tests/%.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(HOOK_LINK) -o $@ $(LDFLAGS_ALL)
+srv: $(SRV)
+$(SRV): $(B)/tests/%: tests/%.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -I/usr/include/postgresql $< $(HOOK_LINK) $(SRV_LIBS_$*) -o $@ $(LDFLAGS_ALL)
 $(B)/libnp-hook.a: $(HOOK_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^

@@ -42,10 +42,14 @@ installed() {
 }
 check make_install_layout installed
 
-# Only np_ names leave the shared library (nm -D), and every function np.h declares does.
+# Only np_ names leave the shared library (nm -D), and every function np.h declares does;
+# besides them, the np__hook_ interface of libnp-hook (src/fd/fd.h) and nothing else.
 exports() {
     local so=$lib/libnp.so names decl missing
-    names=$(nm -D --defined-only "$so" | awk '{print $3}' | sort)
+    names=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^np__hook_' | sort)
+    hookabi=$(nm -D --defined-only "$so" | awk '{print $3}' | grep '^np__hook_' | sort)
+    [ "$hookabi" = "$(grep -oE 'NP_HOOK_ABI [a-z_ 0-9*]*np__hook_[a-z_]+\(' src/fd/fd.h | grep -oE 'np__hook_[a-z_]+' | sort)" ] ||
+        { echo "np__hook_ exports differ from src/fd/fd.h: $hookabi"; return 1; }
     [ -n "$names" ] || { echo "no exports"; return 1; }
     if grep -v '^np_[a-z]' <<<"$names"; then echo "^ exported but not public API"; return 1; fi
     decl=$(grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' include/np.h | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
