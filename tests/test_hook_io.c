@@ -308,7 +308,14 @@ static void close_main(void *arg)
     np_wg_add(&wg, 2);
     CHECK(np_go(blocked_reader, NULL) > 0);
     CHECK(np_go(blocked_reader, NULL) > 0);
-    wait_blocked(NP_WAIT_IO, 1); /* one reads, the other waits for its turn */
+    /* one waits in its read, the other for its turn (np's readers take turns) */
+    for (;;) {
+        np_stats st;
+        np_stats_get(&st);
+        if (st.waiting_by[NP_WAIT_IO] + st.waiting_by[NP_WAIT_MUTEX] >= 2)
+            break;
+        np_sleep(MS);
+    }
     CHECK_EQ(close(sp[0]), 0);
     np_wg_wait(&wg);
     close(sp[1]);

@@ -178,7 +178,7 @@ uint32_t np__hook_state(int fd)
     if (!h)
         return 0;
     uint32_t s = atomic_load_explicit(&h->st, memory_order_acquire);
-    if (s & H_KNOWN)
+    if (s & (H_KNOWN | H_CLOSING))
         return s;
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -214,7 +214,7 @@ int64_t np__hook_timeout(int fd, int mode)
 bool np__hook_adopt(int fd, bool io)
 {
     uint32_t s = np__hook_state(fd);
-    if (!(s & H_POLL) || (io && (s & H_UNB)))
+    if (!(s & H_POLL) || (io && (s & H_UNB)) || (s & H_CLOSING))
         return false;
     if (s & H_OWNED) {
         if (np__hook_registered(fd))
@@ -285,6 +285,10 @@ static ssize_t call(int fd, int mode, ssize_t (*op)(int, void *), void *arg, siz
 {
     if (dontwait)
         return op(fd, arg);
+    if (peek(fd) & H_CLOSING) { /* a close has begun: as if it were done */
+        errno = EBADF;
+        return -1;
+    }
     if (np__hook_in_coroutine() && np__hook_adopt(fd, true)) {
         ssize_t r = np__hook_io(fd, mode, np__hook_timeout(fd, mode), op, arg, want);
         if (r >= 0)
@@ -606,24 +610,35 @@ NP_HOOK int eventfd(unsigned int v, int flags)
     return r;
 }
 
-/* fd's number goes away: np stops watching it first (coroutines blocked on it wake with
- * EBADF, as np_close's do). */
-static void unwatch(int fd)
+/* fd's number is about to go: np stops watching it (coroutines blocked on it wake with
+ * EBADF, as np_close's do; calls that come meanwhile fail the same way). The entry is
+ * left H_CLOSING; forgotten() clears it once the number has gone. */
+static hfd *unwatch(int fd)
 {
     hfd *h = hent(fd, false);
     if (!h)
-        return;
-    uint32_t s = atomic_exchange(&h->st, 0);
-    atomic_store(&h->rto, 0);
-    atomic_store(&h->sto, 0);
+        return NULL;
+    uint32_t s = atomic_exchange(&h->st, H_CLOSING);
     if ((s & H_OWNED) && !atomic_load(&np__hook_forked))
         np__hook_forget(fd);
+    return h;
+}
+
+static void forgotten(hfd *h)
+{
+    if (!h)
+        return;
+    atomic_store(&h->rto, 0);
+    atomic_store(&h->sto, 0);
+    atomic_store(&h->st, 0);
 }
 
 NP_HOOK int close(int fd)
 {
-    unwatch(fd);
-    return real_close(fd);
+    hfd *h = unwatch(fd);
+    int r = real_close(fd);
+    forgotten(h);
+    return r;
 }
 
 /* A duplicate shares the original's open file description, and so its O_NONBLOCK (the
@@ -651,7 +666,7 @@ NP_HOOK int dup2(int fd, int to)
         return real_dup2(fd, to);
     if (fcntl(fd, F_GETFD) < 0) /* a bad fd: to stays as it is */
         return -1;
-    unwatch(to);
+    forgotten(unwatch(to));
     int r = real_dup2(fd, to);
     copied(fd, r);
     return r;
@@ -661,7 +676,7 @@ NP_HOOK int dup3(int fd, int to, int flags)
 {
     if (fd == to || real_fcntl(fd, F_GETFD) < 0)
         return real_dup3(fd, to, flags);
-    unwatch(to);
+    forgotten(unwatch(to));
     int r = real_dup3(fd, to, flags);
     copied(fd, r);
     return r;

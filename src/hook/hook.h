@@ -54,6 +54,7 @@ enum {
     H_UNB = 8,     /* the program made it non-blocking: calls never park */
     H_FORCED = 16, /* the kernel's O_NONBLOCK is the hook's, not the program's */
     H_OWNED = 32,  /* registered with np by the hook (np_fd_open); unregistered at close */
+    H_CLOSING = 64, /* close(2) under way: calls fail with EBADF (until the number is new) */
 };
 /* The state of fd, read (H_KNOWN) if it was not; 0 for a bad fd. */
 uint32_t np__hook_state(int fd);
