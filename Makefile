@@ -102,7 +102,7 @@ WHITEBOX := $(patsubst %,$(B)/tests/%,test_netpoll test_timer)
 HOOK_LINK := -Wl,--whole-archive $(B)/libnp-hook.a -Wl,--no-whole-archive $(LINK_LIB) -ldl
 HOOK_DEP := $(B)/libnp-hook.a
 ifeq ($(VARIANT),shared)
-HOOK_LINK := -L$(B) -l:$(HOOK_SONAME) $(LINK_LIB) -ldl
+HOOK_LINK := -L$(B) -Wl,--push-state,--no-as-needed -l:$(HOOK_SONAME) -Wl,--pop-state $(LINK_LIB) -ldl
 HOOK_DEP := $(B)/$(HOOK_SONAME)
 endif
 HOOKED := $(patsubst %,$(B)/tests/%,test_hook test_hook_io)

@@ -12,6 +12,9 @@
 #             the runtime tests (not test_net/test_debug, which exec other programs)
 #   shared    gcc -O2 with the tests and examples linked against libnp.so (build/shared/);
 #             the white-box tests (test_netpoll, test_timer) link its PIC objects
+#   servers   tests/servers.sh: unmodified hiredis, libpq and libcurl in coroutines
+#             (libnp-hook, static and shared) against redis-server, PostgreSQL 15
+#             (pg_virtualenv) and nginx, started on loopback and stopped
 #   install   tests/install.sh: make install into a DESTDIR, an out-of-tree program built
 #             with pkg-config (shared and --static), exports, C++, make uninstall
 #   mutate    make mutate: every planted bug of tests/mutants/ must be caught; a killed
@@ -22,7 +25,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 shared install mutate)
+ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 shared servers install mutate)
 POLLERS=(epoll poll select)
 JOBS=${JOBS:-2}
 QEMU_PREFIX=/usr/aarch64-linux-gnu
@@ -48,6 +51,13 @@ ensure_tools() {
             command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
             [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
             command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+            ;;
+        servers)
+            local p
+            for p in redis-server nginx-light postgresql-15 postgresql-common libhiredis-dev libpq-dev \
+                libcurl4-openssl-dev curl redis-tools; do
+                dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+            done
             ;;
         mutate)
             command -v patch >/dev/null || need+=(patch)
@@ -149,6 +159,25 @@ run_variant() {
         TOTAL_P=$((TOTAL_P + VP))
         TOTAL_F=$((TOTAL_F + VF))
         SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' install $VP $VF $VS $((SECONDS - t0)))")
+        return
+    fi
+    if [ "$v" = servers ]; then
+        local logs=$LOGROOT/servers t0=$SECONDS
+        rm -rf "$logs"
+        mkdir -p "$logs"
+        VP=0 VF=0 VS=0
+        echo "== servers: make srv (libnp-hook static, then shared); bash tests/servers.sh"
+        if make -j"$JOBS" srv >"$logs/build.log" 2>&1 && make -j"$JOBS" VARIANT=shared srv >>"$logs/build.log" 2>&1; then
+            run_bin servers servers.sh "$logs/servers.log" bash tests/servers.sh build build/shared
+        else
+            echo "  [servers] build failed:"
+            grep -E 'error|Error' "$logs/build.log" | head -n 30 | sed 's/^/      /'
+            VF=1
+        fi
+        TOTAL_P=$((TOTAL_P + VP))
+        TOTAL_F=$((TOTAL_F + VF))
+        TOTAL_S=$((TOTAL_S + VS))
+        SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' servers $VP $VF $VS $((SECONDS - t0)))")
         return
     fi
     case $v in
