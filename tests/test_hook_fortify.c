@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 static int sp[2];
+/* A length the compiler cannot see: glibc's wrappers call the plain function when it can
+ * prove the call safe, the _chk one otherwise. */
+static volatile size_t len_ = 16;
 static np_wg wg = NP_WG_INIT;
 
 /* Writes once the reader has parked in its next _chk call. */
@@ -30,19 +33,19 @@ static void fortified_main(void *arg)
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
     char buf[16];
     later();
-    CHECK_EQ(read(sp[0], buf, sizeof buf), 4); /* __read_chk */
+    CHECK_EQ(read(sp[0], buf, len_), 4); /* __read_chk */
     np_wg_wait(&wg);
     later();
-    CHECK_EQ(recv(sp[0], buf, sizeof buf, 0), 4); /* __recv_chk */
+    CHECK_EQ(recv(sp[0], buf, len_, 0), 4); /* __recv_chk */
     np_wg_wait(&wg);
     struct sockaddr_storage from;
     socklen_t fl = sizeof from;
     later();
-    CHECK_EQ(recvfrom(sp[0], buf, sizeof buf, 0, (struct sockaddr *)&from, &fl), 4); /* __recvfrom_chk */
+    CHECK_EQ(recvfrom(sp[0], buf, len_, 0, (struct sockaddr *)&from, &fl), 4); /* __recvfrom_chk */
     np_wg_wait(&wg);
     struct pollfd pf[2] = {{sp[0], POLLIN, 0}, {-1, 0, 0}};
     later();
-    CHECK_EQ(poll(pf, 2, 5000), 1); /* __poll_chk */
+    CHECK_EQ(poll(pf, len_ / 8, 5000), 1); /* __poll_chk */
     CHECK_EQ(pf[0].revents, POLLIN);
     CHECK_EQ(read(sp[0], buf, sizeof buf), 4);
     np_wg_wait(&wg);

@@ -3,6 +3,7 @@
  * buffer is known; glibc's versions check it, then call the system call themselves,
  * past the hooks. These check the same way (a buffer overflow ends the program as
  * glibc's do), then go through the hook. */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <sys/socket.h>
 #include <unistd.h>

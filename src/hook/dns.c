@@ -3,6 +3,7 @@
  * serves other coroutines meanwhile (Go's cgo resolver does the same with a thread).
  * gethostbyname's result lives in libc's static storage: the call and the copy-out both
  * happen on the thread np_blocking runs the lookup on, before the coroutine resumes. */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <netdb.h>
 #include <sys/socket.h>

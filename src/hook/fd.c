@@ -10,6 +10,7 @@
  * fn) the real call runs; on an fd whose O_NONBLOCK is the hook's, it is made to block
  * as the program expects (a real poll(2) until ready). An fd the program registered with
  * np_fd_open itself is np's: the hooks leave it alone (its calls are np_read...). */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <errno.h>
 #include <fcntl.h>

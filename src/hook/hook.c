@@ -1,4 +1,5 @@
 /* libnp-hook's core: finding the real functions. */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <dlfcn.h>
 #include <errno.h>

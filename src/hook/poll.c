@@ -9,6 +9,7 @@
  * sets and the events are the kernel's own; a timeout is the call's, measured from its
  * start. A ppoll, pselect or epoll_pwait with a signal mask runs the real call (the mask
  * is the thread's, and the coroutine may move): it blocks the thread. */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <errno.h>
 #include <limits.h>

@@ -3,6 +3,7 @@
  * clock_nanosleep or a clock np cannot sleep on, libc's call runs. A coroutine's sleep
  * is not interrupted by signals: it never fails with EINTR, and rem (when given) is
  * set to zero. */
+#undef _FORTIFY_SOURCE /* these define the functions glibc's fortify wrappers inline */
 #include "hook.h"
 #include <errno.h>
 #include <sys/syscall.h>
