@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -562,6 +563,13 @@ static void t_name_lookups(void)
 
 /* ---- errno after a park on another thread ---- */
 
+/* Parks after which the coroutine ran on another thread than before: a library's
+ * thread-local state (errno included) is then another thread's; np sets errno on the
+ * thread it resumes on. */
+static _Atomic int moved;
+/* (pthread_self is declared const: called through this, it is asked each time) */
+static pthread_t (*volatile self_)(void) = pthread_self;
+
 static void errno_worker(void *arg)
 {
     int s[2];
@@ -569,22 +577,81 @@ static void errno_worker(void *arg)
     struct timeval tv = {0, 2000};
     CHECK_EQ(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
     char c;
-    for (int i = 0; i < 50; i++) {
+    int64_t end = np_now() + 5000 * MS;
+    for (int i = 0; i < 50 || (atomic_load(&moved) == 0 && np_now() < end); i++) {
+        pthread_t before = self_();
         T_ERRNO = 0;
         CHECK_EQ(read(s[0], &c, 1), -1);
         CHECK_EQ(t_errno(), EAGAIN); /* set on the thread it resumed on */
+        if (!pthread_equal(before, self_()))
+            atomic_fetch_add(&moved, 1);
     }
     close(s[0]);
     close(s[1]);
     np_wg_done(&wg);
 }
 
+/* Keeps its P busy, so that the idle one steals the coroutines woken there. */
+static _Atomic bool stop_busy;
+static np_wg busy_wg = NP_WG_INIT;
+static void busy(void *arg)
+{
+    while (!atomic_load(&stop_busy))
+        np_yield();
+    np_wg_done(&busy_wg);
+}
+
 static void errno_main(void *arg)
 {
+    np_wg_add(&busy_wg, 1);
+    CHECK(np_go(busy, NULL) > 0);
     np_wg_add(&wg, 8);
     for (int i = 0; i < 8; i++)
         CHECK(np_go(errno_worker, NULL) > 0);
     np_wg_wait(&wg);
+    atomic_store(&stop_busy, true);
+    np_wg_wait(&busy_wg);
+    CHECK(atomic_load(&moved) > 0); /* the case is only worth something if they moved */
+}
+
+/* A coroutine that parks while it holds a pthread mutex holds it for its whole thread:
+ * another coroutine on the same P that called pthread_mutex_lock would block that
+ * thread, and so the holder, for good. pthread_mutex_trylock sees it; np_mutex parks. */
+static pthread_mutex_t pmu = PTHREAD_MUTEX_INITIALIZER;
+static np_mutex nmu = NP_MUTEX_INIT;
+
+static void holder(void *arg)
+{
+    CHECK_EQ(pthread_mutex_lock(&pmu), 0);
+    np_mutex_lock(&nmu);
+    char c;
+    CHECK_EQ(read(sp[0], &c, 1), 1); /* parks holding both */
+    np_mutex_unlock(&nmu);
+    CHECK_EQ(pthread_mutex_unlock(&pmu), 0);
+    np_wg_done(&wg);
+}
+
+static void mutex_main(void *arg)
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    np_wg_add(&wg, 1);
+    CHECK(np_go(holder, NULL) > 0);
+    wait_blocked(NP_WAIT_IO, 1);
+    CHECK_EQ(pthread_mutex_trylock(&pmu), EBUSY); /* lock() here: the thread would hang */
+    CHECK_EQ(write(sp[1], "x", 1), 1);
+    np_mutex_lock(&nmu); /* parks until the holder, woken by the write, unlocks */
+    np_mutex_unlock(&nmu);
+    np_wg_wait(&wg);
+    CHECK_EQ(pthread_mutex_trylock(&pmu), 0);
+    CHECK_EQ(pthread_mutex_unlock(&pmu), 0);
+    close(sp[0]);
+    close(sp[1]);
+}
+
+static void t_pthread_mutex_across_a_park(void)
+{
+    t_procs(1);
+    T_RUN(mutex_main, NULL);
 }
 
 static void t_errno_after_park(void)
@@ -607,6 +674,7 @@ static const t_case cases[] = {
     T(t_fork_child_has_no_runtime),
     T(t_name_lookups),
     T(t_errno_after_park),
+    T(t_pthread_mutex_across_a_park),
     {0},
 };
 T_MAIN(cases)
