@@ -48,3 +48,8 @@ mnp=$("$ys/memconn.sh" 10000 "$bin/np-echo 7232"); echo "$mnp"
 awk -v a="$(sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p' <<<"$mnp")" \
     -v b="$(sed -n 's/.*per_conn_kib=\([0-9.]*\).*/\1/p' <<<"$mgo")" \
     'BEGIN{ printf "ratio np/go: per idle connection=%.3f (target <= 0.6)\n", (b>0)?a/b:0 }'
+
+echo "== Redis: unmodified hiredis in coroutines (libnp-hook) vs redis-benchmark and threads"
+dpkg -s libhiredis-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libhiredis-dev >/dev/null
+command -v redis-benchmark >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+make -s build/bin/np-redisload >/dev/null && bash bench/redis.sh "$rounds"
