@@ -48,31 +48,35 @@ static void work(redisContext *c)
     }
 }
 
-static void *thread_main(void *arg)
+/* One connection's requests once all are connected (wait_all). */
+static void client(void (*wait_all)(void))
 {
     redisContext *c = redisConnect("127.0.0.1", port_);
-    pthread_barrier_wait(&ready_); /* all connected: the clock starts */
+    wait_all();
     if (!c || c->err)
         atomic_fetch_add(&errors_, 1);
     else
         work(c);
     if (c)
         redisFree(c);
+}
+
+static void thread_ready(void) { pthread_barrier_wait(&ready_); } /* all connected: the clock starts */
+static void *thread_main(void *arg)
+{
+    client(thread_ready);
     return NULL;
 }
 
 static np_wg connected_ = NP_WG_INIT, start_ = NP_WG_INIT;
-static void co_main(void *arg)
+static void co_ready(void)
 {
-    redisContext *c = redisConnect("127.0.0.1", port_);
     np_wg_done(&connected_);
     np_wg_wait(&start_);
-    if (!c || c->err)
-        atomic_fetch_add(&errors_, 1);
-    else
-        work(c);
-    if (c)
-        redisFree(c);
+}
+static void co_main(void *arg)
+{
+    client(co_ready);
     np_wg_done(&wg_);
 }
 

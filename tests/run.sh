@@ -143,29 +143,36 @@ run_mutate() {
     SUMMARY+=("$(printf '%-9s %4d killed (passed), %d survived (failed) (%ds)' mutate "$k" "$sv" $((SECONDS - t0)))")
 }
 
+# A stage that runs one script: its logs directory ($logs, $t0 are run_variant's), and
+# its counts into the totals and the summary.
+stage_begin() {
+    logs=$LOGROOT/$1 t0=$SECONDS
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    VP=0 VF=0 VS=0
+}
+stage_end() {
+    TOTAL_P=$((TOTAL_P + VP))
+    TOTAL_F=$((TOTAL_F + VF))
+    TOTAL_S=$((TOTAL_S + VS))
+    SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' "$1" $VP $VF $VS $((SECONDS - t0)))")
+}
+
 run_variant() {
-    local v=$1 make_args=() runner=() scale=1 tmo=60
+    local v=$1 make_args=() runner=() scale=1 tmo=60 logs t0
     if [ "$v" = mutate ]; then
         run_mutate
         return
     fi
     if [ "$v" = install ]; then
-        local logs=$LOGROOT/install t0=$SECONDS
-        rm -rf "$logs"
-        mkdir -p "$logs"
-        VP=0 VF=0 VS=0
+        stage_begin install
         echo "== install: bash tests/install.sh"
         run_bin install install.sh "$logs/install.log" bash tests/install.sh
-        TOTAL_P=$((TOTAL_P + VP))
-        TOTAL_F=$((TOTAL_F + VF))
-        SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' install $VP $VF $VS $((SECONDS - t0)))")
+        stage_end install
         return
     fi
     if [ "$v" = servers ]; then
-        local logs=$LOGROOT/servers t0=$SECONDS
-        rm -rf "$logs"
-        mkdir -p "$logs"
-        VP=0 VF=0 VS=0
+        stage_begin servers
         echo "== servers: make srv (libnp-hook static, then shared); bash tests/servers.sh"
         if make -j"$JOBS" srv >"$logs/build.log" 2>&1 && make -j"$JOBS" VARIANT=shared srv >>"$logs/build.log" 2>&1; then
             run_bin servers servers.sh "$logs/servers.log" bash tests/servers.sh build build/shared
@@ -174,10 +181,7 @@ run_variant() {
             grep -E 'error|Error' "$logs/build.log" | head -n 30 | sed 's/^/      /'
             VF=1
         fi
-        TOTAL_P=$((TOTAL_P + VP))
-        TOTAL_F=$((TOTAL_F + VF))
-        TOTAL_S=$((TOTAL_S + VS))
-        SUMMARY+=("$(printf '%-9s %4d passed, %d failed, %d skipped (%ds)' servers $VP $VF $VS $((SECONDS - t0)))")
+        stage_end servers
         return
     fi
     case $v in

@@ -88,29 +88,20 @@ static void many_main(void *arg)
     CHECK(slow_end >= 1000 * MS); /* 48 kB at 16 kB/s (nginx sends a first burst) */
 }
 
-static void t_100_transfers_one_slow(void)
+static void transfers(int procs)
 {
     const char *p = getenv("NP_HTTP_PORT");
     if (!p)
         T_SKIP("NP_HTTP_PORT not set (tests/servers.sh starts nginx)");
     hport = atoi(p);
     CHECK_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    t_procs(1);
+    t_procs(procs);
     T_RUN(many_main, NULL);
     curl_global_cleanup();
 }
 
-static void t_100_transfers_two_ps(void)
-{
-    const char *p = getenv("NP_HTTP_PORT");
-    if (!p)
-        T_SKIP("NP_HTTP_PORT not set (tests/servers.sh starts nginx)");
-    hport = atoi(p);
-    CHECK_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    t_procs(2);
-    T_RUN(many_main, NULL);
-    curl_global_cleanup();
-}
+static void t_100_transfers_one_slow(void) { transfers(1); }
+static void t_100_transfers_two_ps(void) { transfers(2); }
 
 static const t_case cases[] = {
     T(t_100_transfers_one_slow),

@@ -615,34 +615,40 @@ int np_close(int fd)
 
 /* ---- libnp-hook's interface (fd.h) ---------------------------------------------------- */
 
+/* The turn in mode, and a deadline timeout_ns from now when > 0 (NULL: -errno). */
+static np_fdent *hook_begin(int fd, int mode, int64_t timeout_ns)
+{
+    np_fdent *e = begin(fd, mode);
+    if (e && timeout_ns > 0 && e->pd)
+        np__pd_set_deadline(e->pd, np_now() + timeout_ns, mode);
+    return e;
+}
+
+static void hook_end(np_fdent *e, int mode, int64_t timeout_ns)
+{
+    if (timeout_ns > 0 && e->pd)
+        np__pd_set_deadline(e->pd, 0, mode);
+    end(e, mode);
+}
+
 NP_HOOK_ABI ssize_t np__hook_io(int fd, int mode, int64_t timeout_ns, ssize_t (*op)(int, void *),
                                 void *arg, size_t want)
 {
-    np_fdent *e = begin(fd, mode);
+    np_fdent *e = hook_begin(fd, mode, timeout_ns);
     if (!e)
         return -np__errno();
-    bool timed = timeout_ns > 0 && e->pd;
-    if (timed)
-        np__pd_set_deadline(e->pd, np_now() + timeout_ns, mode);
     ssize_t r = want ? read_loop(fd, e, want, op, arg) : io_loop(fd, e, mode, op, arg);
-    if (timed)
-        np__pd_set_deadline(e->pd, 0, mode);
-    end(e, mode);
+    hook_end(e, mode, timeout_ns);
     return r;
 }
 
 NP_HOOK_ABI int np__hook_wait(int fd, int mode, int64_t timeout_ns)
 {
-    np_fdent *e = begin(fd, mode);
+    np_fdent *e = hook_begin(fd, mode, timeout_ns);
     if (!e)
         return -np__errno();
-    bool timed = timeout_ns > 0 && e->pd;
-    if (timed)
-        np__pd_set_deadline(e->pd, np_now() + timeout_ns, mode);
     int err = wait_ready(fd, e, mode);
-    if (timed)
-        np__pd_set_deadline(e->pd, 0, mode);
-    end(e, mode);
+    hook_end(e, mode, timeout_ns);
     return err ? (int)pderr(err) : 0;
 }
 

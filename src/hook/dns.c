@@ -12,6 +12,15 @@
  * np__hook_next aborts with the name. */
 #define REAL(name, type) NP_REAL(type, name, NULL)
 
+/* fn(arg) through np_blocking in a coroutine, directly elsewhere. */
+static void lookup(void *(*fn)(void *), void *arg)
+{
+    if (np__hook_in_coroutine())
+        np_blocking(fn, arg);
+    else
+        fn(arg);
+}
+
 struct gai {
     const char *node, *service;
     const struct addrinfo *hints;
@@ -29,10 +38,7 @@ static void *gai_run(void *a)
 NP_HOOK int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     struct gai x = {node, service, hints, res, 0};
-    if (np__hook_in_coroutine())
-        np_blocking(gai_run, &x);
-    else
-        gai_run(&x);
+    lookup(gai_run, &x);
     return x.r;
 }
 
@@ -57,10 +63,7 @@ NP_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, 
                         socklen_t servlen, int flags)
 {
     struct gni x = {sa, salen, host, hostlen, serv, servlen, flags, 0};
-    if (np__hook_in_coroutine())
-        np_blocking(gni_run, &x);
-    else
-        gni_run(&x);
+    lookup(gni_run, &x);
     return x.r;
 }
 
@@ -81,10 +84,7 @@ static void *ghbn_run(void *a)
 NP_HOOK struct hostent *gethostbyname(const char *name)
 {
     struct ghbn x = {.name = name};
-    if (np__hook_in_coroutine())
-        np_blocking(ghbn_run, &x);
-    else
-        ghbn_run(&x);
+    lookup(ghbn_run, &x);
     return x.ret;
 }
 
@@ -100,9 +100,6 @@ NP_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, si
                             int *h_errnop)
 {
     struct ghbn x = {name, ret, result, buf, buflen, h_errnop, 0};
-    if (np__hook_in_coroutine())
-        np_blocking(ghbnr_run, &x);
-    else
-        ghbnr_run(&x);
+    lookup(ghbnr_run, &x);
     return x.r;
 }

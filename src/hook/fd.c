@@ -728,14 +728,8 @@ NP_HOOK int fcntl(int fd, int cmd, ...)
     return fcntl_hook(fd, cmd, arg);
 }
 
-NP_HOOK int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return fcntl_hook(fd, cmd, arg);
-}
+/* (what fcntl is named where _FILE_OFFSET_BITS=64 redirects it) */
+NP_HOOK int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 NP_HOOK int ioctl(int fd, unsigned long req, ...)
 {
