@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -462,6 +463,80 @@ static void t_epoll_wait(void)
     T_RUN(epoll_main, NULL);
 }
 
+/* ---- the other ways to make descriptors ---- */
+
+static int evfd, pp[2];
+static void late_posts(void *arg)
+{
+    wait_blocked(NP_WAIT_IO, 1);
+    uint64_t one = 1;
+    CHECK_EQ(write(evfd, &one, sizeof one), (ssize_t)sizeof one);
+    wait_blocked(NP_WAIT_IO, 1);
+    CHECK_EQ(write(pp[1], "p", 1), 1);
+    np_wg_done(&wg);
+}
+
+static void kinds_main(void *arg)
+{
+    /* an eventfd and a pipe2 pipe: their reads park */
+    evfd = eventfd(0, EFD_CLOEXEC);
+    CHECK(evfd >= 0);
+    CHECK_EQ(pipe2(pp, O_CLOEXEC), 0);
+    np_wg_add(&wg, 1);
+    CHECK(np_go(late_posts, NULL) > 0);
+    uint64_t v = 0;
+    CHECK_EQ(read(evfd, &v, sizeof v), (ssize_t)sizeof v);
+    CHECK_EQ(v, 1u);
+    int d = fcntl(pp[0], F_DUPFD_CLOEXEC, 50); /* a duplicate of the pipe: parks too */
+    CHECK(d >= 50);
+    char c;
+    CHECK_EQ(read(d, &c, 1), 1);
+    np_wg_wait(&wg);
+    CHECK_EQ(fcntl(d, F_GETFL) & O_NONBLOCK, 0);
+    /* dup3 over a registered fd: np lets go of the old one, the new one works */
+    CHECK_EQ(dup3(pp[0], d, O_CLOEXEC), d);
+    CHECK_EQ(write(pp[1], "q", 1), 1);
+    CHECK_EQ(read(d, &c, 1), 1);
+    CHECK_EQ(c, 'q');
+    /* a pipe2 asked non-blocking stays so */
+    int nb[2];
+    CHECK_EQ(pipe2(nb, O_NONBLOCK), 0);
+    CHECK_ERR(read(nb[0], &c, 1), EAGAIN);
+    /* UDP: one datagram per call; epoll_pwait without a mask parks */
+    int u1 = socket(AF_INET, SOCK_DGRAM, 0), u2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(u1, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    CHECK_EQ(getsockname(u1, (struct sockaddr *)&a, &al), 0);
+    int ep = epoll_create1(0);
+    struct epoll_event e = {.events = EPOLLIN, .data.fd = u1}, out[2];
+    CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, u1, &e), 0);
+    CHECK_EQ(epoll_pwait(ep, out, 2, 10, NULL), 0);
+    CHECK_EQ(sendto(u2, "dgram1", 6, 0, (struct sockaddr *)&a, sizeof a), 6);
+    CHECK_EQ(sendto(u2, "dg2", 3, 0, (struct sockaddr *)&a, sizeof a), 3);
+    CHECK_EQ(epoll_pwait(ep, out, 2, -1, NULL), 1);
+    char buf[16];
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    CHECK_EQ(recvfrom(u1, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl), 6);
+    CHECK_EQ(recv(u1, buf, sizeof buf, MSG_WAITALL), 3); /* a datagram is whole as it is */
+    close(ep);
+    close(u1);
+    close(u2);
+    close(nb[0]);
+    close(nb[1]);
+    close(d);
+    close(evfd);
+    close(pp[0]);
+    close(pp[1]);
+}
+
+static void t_eventfd_pipe2_dup3_udp(void)
+{
+    t_procs(1);
+    T_RUN(kinds_main, NULL);
+}
+
 /* ---- elsewhere than in a coroutine ---- */
 
 /* A thread that is not a coroutine reads an fd the hook made non-blocking: it blocks, as
@@ -670,6 +745,7 @@ static const t_case cases[] = {
     T(t_poll),
     T(t_select),
     T(t_epoll_wait),
+    T(t_eventfd_pipe2_dup3_udp),
     T(t_outside_blocks_as_expected),
     T(t_fork_child_has_no_runtime),
     T(t_name_lookups),
