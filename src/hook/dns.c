@@ -8,9 +8,11 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
-/* No system call does these: a statically linked program has no next definition, and
- * np__hook_next aborts with the name. */
+/* No system call does these. In a fully static program libc.a's own definitions are
+ * strong and these weak ones give way (no hook: the lookup blocks its thread); anywhere
+ * else the program's definition comes first, weak or not. */
 #define REAL(name, type) NP_REAL(type, name, NULL)
+#define NP_HOOK_WEAK NP_HOOK __attribute__((weak))
 
 /* fn(arg) through np_blocking in a coroutine, directly elsewhere. */
 static void lookup(void *(*fn)(void *), void *arg)
@@ -35,7 +37,7 @@ static void *gai_run(void *a)
     return NULL;
 }
 
-NP_HOOK int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+NP_HOOK_WEAK int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     struct gai x = {node, service, hints, res, 0};
     lookup(gai_run, &x);
@@ -59,7 +61,7 @@ static void *gni_run(void *a)
     return NULL;
 }
 
-NP_HOOK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
+NP_HOOK_WEAK int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
                         socklen_t servlen, int flags)
 {
     struct gni x = {sa, salen, host, hostlen, serv, servlen, flags, 0};
@@ -81,7 +83,7 @@ static void *ghbn_run(void *a)
     return NULL;
 }
 
-NP_HOOK struct hostent *gethostbyname(const char *name)
+NP_HOOK_WEAK struct hostent *gethostbyname(const char *name)
 {
     struct ghbn x = {.name = name};
     lookup(ghbn_run, &x);
@@ -96,7 +98,7 @@ static void *ghbnr_run(void *a)
     return NULL;
 }
 
-NP_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
+NP_HOOK_WEAK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen, struct hostent **result,
                             int *h_errnop)
 {
     struct ghbn x = {name, ret, result, buf, buflen, h_errnop, 0};
