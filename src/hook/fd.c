@@ -382,7 +382,7 @@ static ssize_t whole(int fd, int mode, struct io *x, bool dontwait)
     } else {
         total = x->len;
     }
-    if ((size_t)r >= total || (uint32_t)peek(fd) & H_UNB || !is_stream(fd))
+    if ((size_t)r >= total || (peek(fd) & H_UNB) || !is_stream(fd))
         return r;
     size_t done = (size_t)r;
     if (x->how == IO_V || x->how == IO_MSG) { /* the caller's iovecs stay as they were */
