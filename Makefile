@@ -31,7 +31,10 @@ B := build/$(VARIANT)
 endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-BASE := -std=c11 -D_GNU_SOURCE -Iinclude -g -pthread -fno-omit-frame-pointer $(WARN)
+# llhttp (Debian node-llhttp): C sources and header, compiled into libnp (src/http).
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+BASE := -std=c11 -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC) -g -pthread -fno-omit-frame-pointer $(WARN)
 OPT := -O2
 SAN :=
 ifeq ($(VARIANT),asan)
@@ -45,9 +48,11 @@ endif
 ifeq ($(VARIANT),ucontext)
 CTX := ucontext
 endif
+OBJCOPY := objcopy
 ifeq ($(VARIANT),aarch64)
 CC := aarch64-linux-gnu-gcc
 CXX := aarch64-linux-gnu-g++
+OBJCOPY := aarch64-linux-gnu-objcopy
 endif
 ifeq ($(VARIANT),clang)
 CXX := clang++
@@ -69,8 +74,13 @@ CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
 LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c)
-LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC))
-PIC_OBJ := $(patsubst %,$(B)/pic/%.o,$(LIB_SRC))
+# The HTTP layer (src/http) with llhttp inside it: one relocatable object whose llhttp
+# names are made local, so that a program may link another llhttp beside libnp.
+HTTP_SRC := $(wildcard src/http/*.c)
+LLHTTP_SRC := $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c $(LLHTTP_DIR)/llhttp.c
+LLHTTP_CFLAGS := $(OPT) $(SAN) -g -fno-omit-frame-pointer -I$(LLHTTP_INC) -w
+LIB_OBJ := $(patsubst %,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/np_http.o
+PIC_OBJ := $(patsubst %,$(B)/pic/%.o,$(LIB_SRC)) $(B)/pic/np_http.o
 SO := $(B)/libnp.so.$(VERSION)
 # libnp-hook: libc's blocking calls interposed (src/hook), a library of its own that only
 # the programs that want it link (before libnp; the archive whole, so that every hook is
@@ -83,7 +93,7 @@ HOOK_SO := $(B)/libnp-hook.so.$(VERSION)
 TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c)) $(B)/tests/test_net_hooked \
 	$(patsubst tests/%.cpp,$(B)/tests/%,$(wildcard tests/test_*.cpp))
 BENCH := $(B)/bin/np-bench-runtime
-EXAMPLE_NAMES := np-echo np-telnet np-chat np-netlog
+EXAMPLE_NAMES := np-echo np-telnet np-chat np-netlog np-httpd
 EXAMPLES := $(patsubst %,$(B)/bin/%,$(EXAMPLE_NAMES))
 HDRS := $(wildcard include/*.h src/*/*.h tests/*.h)
 
@@ -135,6 +145,24 @@ $(B)/pic/%.c.o: %.c $(HDRS) Makefile
 $(B)/pic/%.S.o: %.S Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC (pic) $<"; $(CC) $(CFLAGS_ALL) $(PIC_FLAGS) -c $< -o $@
+# llhttp comes from Debian's node-llhttp, installed here when missing.
+$(LLHTTP_SRC) $(LLHTTP_INC)/llhttp.h &:
+	@echo "  installing node-llhttp (llhttp's C sources)"
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq node-llhttp >/dev/null || \
+		{ echo "node-llhttp is needed: apt-get install node-llhttp" >&2; exit 1; }
+$(B)/obj/llhttp/%.c.o: $(LLHTTP_DIR)/%.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(LLHTTP_CFLAGS) -c $< -o $@
+$(B)/pic/llhttp/%.c.o: $(LLHTTP_DIR)/%.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC (pic) $<"; $(CC) $(LLHTTP_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+$(B)/obj/src/http/%.c.o $(B)/pic/src/http/%.c.o: $(LLHTTP_INC)/llhttp.h
+HTTP_LD = @echo "  LD -r $@"; $(CC) -r -nostdlib $^ -o $@.tmp && \
+	$(OBJCOPY) -w --localize-symbol='llhttp*' $@.tmp $@ && rm -f $@.tmp
+$(B)/obj/np_http.o: $(patsubst %,$(B)/obj/%.o,$(HTTP_SRC)) $(patsubst $(LLHTTP_DIR)/%,$(B)/obj/llhttp/%.o,$(LLHTTP_SRC))
+	$(HTTP_LD)
+$(B)/pic/np_http.o: $(patsubst %,$(B)/pic/%.o,$(HTTP_SRC)) $(patsubst $(LLHTTP_DIR)/%,$(B)/pic/llhttp/%.o,$(LLHTTP_SRC))
+	$(HTTP_LD)
 $(B)/libnp.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
@@ -205,7 +233,7 @@ $(B)/bin/np-echo-shared: examples/echo.c $(B)/$(SONAME) $(HDRS)
 # soname links, np.pc (pkg-config; made from np.pc.in for this PREFIX) and the example programs (linked statically: they run anywhere).
 install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
-	install -m 644 include/np.h $(DESTDIR)$(INCLUDEDIR)/np.h
+	install -m 644 include/np.h include/np_http.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/libnp.a $(DESTDIR)$(LIBDIR)/libnp.a
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION)
 	ln -sf libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -222,7 +250,7 @@ install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(LIBDIR)/libnp.a \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(INCLUDEDIR)/np_http.h $(DESTDIR)$(LIBDIR)/libnp.a \
 		$(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libnp.so $(DESTDIR)$(PKGCONFIGDIR)/np.pc \
 		$(DESTDIR)$(LIBDIR)/libnp-hook.a $(DESTDIR)$(LIBDIR)/libnp-hook.so.$(VERSION) \
@@ -231,12 +259,12 @@ uninstall:
 		$(patsubst %,$(DESTDIR)$(BINDIR)/%,$(EXAMPLE_NAMES))
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
-# The main demo: the echo server on port 7000.
+# The main demo: np-httpd on port 8080, its runtime live at /debug/np/ (np-echo stays:
+# ./build/bin/np-echo 7000).
 run: lib examples
-	@echo "np-echo listening on port 7000 (NP_PROCS=$${NP_PROCS:-all CPUs})."
-	@echo "Try it from another terminal:  ./build/bin/np-telnet 127.0.0.1 7000"
-	@echo "                          or:  nc 127.0.0.1 7000"
-	./build/bin/np-echo 7000
+	@echo "np-httpd on 127.0.0.1:8080 (NP_PROCS=$${NP_PROCS:-all CPUs}); Ctrl-C stops it."
+	@echo "Open http://127.0.0.1:8080/debug/np/ in a browser to see the runtime live."
+	./build/bin/np-httpd -d . 8080
 
 test:
 	bash tests/run.sh
