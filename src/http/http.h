@@ -60,7 +60,7 @@ ssize_t np__hin_fill(hin *in);
 /* First value of header name (case-insensitive) of a complete head, or NULL. */
 const char *np__hin_header(const hin *in, const char *name);
 /* Hand out body bytes: what is parsed, then what parsing what is buffered gives.
- * Returns the count, 0 when the message ended or nothing is buffered (see msg_done). */
+ * Returns the count, or 0 when the message ended (msg_done) or more bytes are needed. */
 size_t np__hin_take(hin *in, void *buf, size_t len);
 
 /* An output buffer (the writer's side of a connection). */

@@ -278,9 +278,11 @@ size_t np__hin_take(hin *in, void *buf, size_t len)
             in->body_len -= n;
             return n;
         }
-        if (in->msg_done || in->err || in->pos == in->end)
+        if (in->msg_done || in->err)
             return 0;
-        if (np__hin_parse(in) < 0)
+        /* parse on, even with nothing buffered: the end of a message may need no byte */
+        size_t pos = in->pos;
+        if (np__hin_parse(in) < 0 || (!in->body_len && !in->msg_done && in->pos == pos))
             return 0;
     }
 }

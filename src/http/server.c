@@ -199,12 +199,13 @@ static int drain(hconn *c)
         if (in->body_len) {
             dropped += (int64_t)in->body_len;
             in->body_len = 0;
-        } else if (in->pos < in->end) {
-            if (np__hin_parse(in) < 0)
-                return -1;
-        } else if (body_fill(&c->req) <= 0) {
-            return -1;
+            continue;
         }
+        size_t pos = in->pos;
+        if (np__hin_parse(in) < 0)
+            return -1;
+        if (!in->body_len && !in->msg_done && in->pos == pos && body_fill(&c->req) <= 0)
+            return -1;
     }
     return 0;
 }
