@@ -199,7 +199,7 @@ $(B)/tests/test_net_hooked: tests/test_net.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
 $(B)/bin/np-redisload: bench/redisload.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< $(HOOK_LINK) -lhiredis -o $@ $(LDFLAGS_ALL)
-srv: $(SRV)
+srv: $(SRV) $(B)/tests/test_http
 $(SRV): $(B)/tests/%: tests/%.c $(HOOK_DEP) $(LINK_DEP) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -I/usr/include/postgresql $< $(HOOK_LINK) $(SRV_LIBS_$*) -o $@ $(LDFLAGS_ALL)
@@ -215,7 +215,7 @@ $(B)/libnp-hook.so: $(B)/$(HOOK_SONAME)
 $(WHITEBOX): $(B)/tests/%: tests/%.c $(WHITEBOX_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(WHITEBOX_LIB) -o $@ $(LDFLAGS_ALL)
-$(B)/tests/%: tests/%.cpp $(LINK_DEP) include/np.h
+$(B)/tests/%: tests/%.cpp $(LINK_DEP) include/np.h include/np_http.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_ALL) $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
 $(B)/bin/np-%: examples/%.c $(LINK_DEP) $(HDRS)

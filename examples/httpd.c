@@ -1,5 +1,6 @@
 /* np-httpd [-d DIR] [PORT]: an HTTP/1.1 server on np. Routes:
  *   /             "hello, world\n" (the benchmark's page)
+ *   /echo         the request body back (streamed: chunked when long)
  *   /static/      files from DIR (default: the current directory), GET and HEAD
  *   /debug/np/    the runtime live (np_http_debug)
  * NP_PROCS sets the processors. SIGTERM or SIGINT: graceful shutdown (5 s at most). */
@@ -29,6 +30,18 @@ static void hello(np_http_req *r, np_http_rw *w, void *arg)
     }
     static const char msg[] = "hello, world\n";
     np_http_reply(w, 200, "text/plain", msg, sizeof msg - 1);
+}
+
+static void echo(np_http_req *r, np_http_rw *w, void *arg)
+{
+    (void)arg;
+    char buf[16384];
+    ssize_t n;
+    const char *ct = np_http_req_header(r, "Content-Type");
+    np_http_set_header(w, "Content-Type", ct ? ct : "application/octet-stream");
+    while ((n = np_http_req_read(r, buf, sizeof buf)) > 0)
+        if (np_http_write(w, buf, (size_t)n) < 0)
+            return;
 }
 
 static const char *ctype(const char *path)
@@ -107,6 +120,7 @@ static void run(void *arg)
     }
     srv = np_http_server_new(NULL);
     np_http_handle(srv, "/", hello, NULL);
+    np_http_handle(srv, "/echo", echo, NULL);
     np_http_handle(srv, "/static/", files, NULL);
     np_http_handle(srv, "/debug/np/", np_http_debug, NULL);
     sigset_t set;

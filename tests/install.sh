@@ -31,8 +31,8 @@ installed() {
     make -s install DESTDIR="$dest" PREFIX=$prefix >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; return 1; }
     local ver f
     ver=$(sed -n 's/^#define NP_VERSION_STRING "\(.*\)"/\1/p' include/np.h)
-    for f in include/np.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
-        bin/np-chat bin/np-netlog lib/libnp-hook.a "lib/libnp-hook.so.$ver" lib/pkgconfig/np-hook.pc; do
+    for f in include/np.h include/np_http.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
+        bin/np-chat bin/np-netlog bin/np-httpd lib/libnp-hook.a "lib/libnp-hook.so.$ver" lib/pkgconfig/np-hook.pc; do
         [ -f "$dest$prefix/$f" ] || { echo "missing $prefix/$f"; return 1; }
     done
     [ "$(readlink "$lib/libnp.so.${ver%%.*}")" = "libnp.so.$ver" ] || { echo "libnp.so.${ver%%.*} link wrong"; return 1; }
@@ -42,7 +42,8 @@ installed() {
 }
 check make_install_layout installed
 
-# Only np_ names leave the shared library (nm -D), and every function np.h declares does;
+# Only np_ names leave the shared library (nm -D), and every function np.h and np_http.h
+# declare does;
 # besides them, the np__hook_ interface of libnp-hook (src/fd/fd.h) and nothing else.
 exports() {
     local so=$lib/libnp.so names decl missing
@@ -52,7 +53,7 @@ exports() {
         { echo "np__hook_ exports differ from src/fd/fd.h: $hookabi"; return 1; }
     [ -n "$names" ] || { echo "no exports"; return 1; }
     if grep -v '^np_[a-z]' <<<"$names"; then echo "^ exported but not public API"; return 1; fi
-    decl=$(grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' include/np.h | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
+    decl=$(cat include/np.h include/np_http.h | grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
     missing=$(comm -23 <(echo "$decl") <(echo "$names"))
     [ -z "$missing" ] || { echo "declared in np.h but not exported: $missing"; return 1; }
     extra=$(comm -13 <(echo "$decl") <(echo "$names"))

@@ -15,6 +15,8 @@
 #   servers   tests/servers.sh: unmodified hiredis, libpq and libcurl in coroutines
 #             (libnp-hook, static and shared) against redis-server, PostgreSQL 15
 #             (pg_virtualenv) and nginx, started on loopback and stopped
+#   http      tests/http.sh: np-httpd (build/) against curl, Python's http.client, 10,000
+#             idle keep-alive connections and headless Chromium on /debug/np/ (chromedriver)
 #   install   tests/install.sh: make install into a DESTDIR, an out-of-tree program built
 #             with pkg-config (shared and --static), exports, C++, make uninstall
 #   mutate    make mutate: every planted bug of tests/mutants/ must be caught; a killed
@@ -25,7 +27,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 shared servers install mutate)
+ALL_VARIANTS=(opt clang asan tsan ucontext aarch64 shared servers http install mutate)
 POLLERS=(epoll poll select)
 JOBS=${JOBS:-2}
 QEMU_PREFIX=/usr/aarch64-linux-gnu
@@ -38,6 +40,7 @@ ensure_tools() {
     command -v gcc >/dev/null || need+=(gcc)
     command -v g++ >/dev/null || need+=(g++)
     command -v timeout >/dev/null || need+=(coreutils)
+    [ -e /usr/share/llhttp/llhttp.c ] || need+=(node-llhttp) # compiled into libnp (src/http)
     for v in "${VARIANTS[@]}"; do
         case $v in
         clang) command -v clang++ >/dev/null || need+=(clang) ;;
@@ -56,6 +59,12 @@ ensure_tools() {
             local p
             for p in redis-server nginx-light postgresql-15 postgresql-common libhiredis-dev libpq-dev \
                 libcurl4-openssl-dev curl redis-tools; do
+                dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+            done
+            ;;
+        http)
+            local p
+            for p in curl python3 perl chromium chromium-driver; do
                 dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
             done
             ;;
@@ -169,6 +178,19 @@ run_variant() {
         echo "== install: bash tests/install.sh"
         run_bin install install.sh "$logs/install.log" bash tests/install.sh
         stage_end install
+        return
+    fi
+    if [ "$v" = http ]; then
+        stage_begin http
+        echo "== http: make all; bash tests/http.sh"
+        if make -j"$JOBS" all >"$logs/build.log" 2>&1; then
+            run_bin http http.sh "$logs/http.log" bash tests/http.sh build
+        else
+            echo "  [http] build failed:"
+            grep -E 'error|Error' "$logs/build.log" | head -n 30 | sed 's/^/      /'
+            VF=1
+        fi
+        stage_end http
         return
     fi
     if [ "$v" = servers ]; then

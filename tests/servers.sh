@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Unmodified client libraries from Debian in coroutines (libnp-hook), against real servers
 # from Debian started here on loopback and stopped at the end: redis-server (hiredis),
-# nginx (libcurl), PostgreSQL 15 through pg_virtualenv (libpq; a throw-away cluster, also
+# nginx (libcurl; np_http's client too), PostgreSQL 15 through pg_virtualenv (libpq; a throw-away cluster, also
 # as root). Runs the srv_* test binaries of each build directory given (default: build,
 # the static hook; build/shared: libnp-hook.so), prints their lines and the summary.
 # Usage: tests/servers.sh [BUILD_DIR...]
@@ -103,6 +103,7 @@ run() {
 for d in "${dirs[@]}"; do
     NP_REDIS_PORT=$rport run "$d" timeout 300 "$d/tests/srv_redis"
     NP_HTTP_PORT=$hport run "$d" timeout 300 "$d/tests/srv_curl"
+    NP_HTTP_NGINX=http://127.0.0.1:$hport run "$d" timeout 300 "$d/tests/test_http" -r t_client_against_nginx
     run "$d" pg_virtualenv -o max_connections=250 timeout 300 "$d/tests/srv_pq"
 done
 echo "$pass passed, $fail failed, $skip skipped"

@@ -4,6 +4,7 @@
 // variant's C++ compiler; prints the harness's summary line itself (tests/t.h is C).
 // The install test builds it again against an installed tree.
 #include <np.h>
+#include <np_http.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -277,6 +278,56 @@ void time_main(void *)
     EXPECT(np_chan_free(after) == 0);
 }
 
+// ---- HTTP: a server with a handler, the client against it --------------------------
+struct Http {
+    np_http_server *srv;
+    int ln;
+    np_wg done;
+};
+
+void http_hello(np_http_req *req, np_http_rw *w, void *)
+{
+    std::string body = std::string("hi ") + np_http_req_query(req);
+    EXPECT(np_http_reply(w, 200, "text/plain", body.data(), body.size()) == 0);
+}
+
+void http_serve(void *arg)
+{
+    Http *h = static_cast<Http *>(arg);
+    EXPECT(np_http_serve(h->srv, h->ln) == 0);
+    np_wg_done(&h->done);
+}
+
+void http_main(void *)
+{
+    Http h;
+    h.done = np_wg{};
+    h.srv = np_http_server_new(nullptr);
+    EXPECT(np_http_handle(h.srv, "/hi", http_hello, nullptr) == 0);
+    h.ln = np_listen("tcp", "127.0.0.1:0");
+    EXPECT(h.ln >= 0);
+    sockaddr_in sa{};
+    socklen_t sl = sizeof sa;
+    EXPECT(getsockname(h.ln, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+    np_wg_add(&h.done, 1);
+    np_go(http_serve, &h);
+    np_http_client *c = np_http_client_new(nullptr);
+    std::string url = "http://127.0.0.1:" + std::to_string(ntohs(sa.sin_port)) + "/hi?there";
+    np_http_resp *r = np_http_get(c, url.c_str());
+    EXPECT(r != nullptr);
+    if (r) {
+        char buf[64] = {};
+        EXPECT(np_http_resp_status(r) == 200);
+        EXPECT(np_http_resp_read(r, buf, sizeof buf - 1) == 8);
+        EXPECT(std::strcmp(buf, "hi there") == 0);
+        np_http_resp_close(r);
+    }
+    np_http_client_free(c);
+    EXPECT(np_http_shutdown(h.srv, np_now() + 5000000000LL) == 0);
+    EXPECT(np_wg_wait(&h.done) == 0);
+    np_http_server_free(h.srv);
+}
+
 void version_main(void *) { EXPECT(std::strcmp(np_version(), NP_VERSION_STRING) == 0); }
 
 struct Case {
@@ -294,6 +345,7 @@ int main()
         {"t_cpp_cond_rwmutex_once", sync_main},
         {"t_cpp_after_ticker", time_main},
         {"t_cpp_version", version_main},
+        {"t_cpp_http", http_main},
     };
     int passed = 0, failed = 0;
     for (const Case &c : cases) {

@@ -67,6 +67,7 @@ static int sys_socketpair_(int d, int t, int p, int sv[2]) { return (int)syscall
 static int sys_pipe2_(int fds[2], int fl) { return (int)syscall(SYS_pipe2, fds, fl); }
 static int sys_pipe_(int fds[2]) { return sys_pipe2_(fds, 0); }
 static int sys_eventfd_(unsigned int v, int fl) { return (int)syscall(SYS_eventfd2, v, fl); }
+static int sys_epoll_create1_(int fl) { return (int)syscall(SYS_epoll_create1, fl); }
 static int sys_accept_(int fd, struct sockaddr *a, socklen_t *l) { return sys_accept4_(fd, a, l, 0); }
 
 #define REAL(name, type) NP_REAL(type, name, sys_##name##_)
@@ -93,6 +94,7 @@ static int sys_accept_(int fd, struct sockaddr *a, socklen_t *l) { return sys_ac
 #define real_pipe REAL(pipe, int (*)(int *))
 #define real_pipe2 REAL(pipe2, int (*)(int *, int))
 #define real_eventfd REAL(eventfd, int (*)(unsigned int, int))
+#define real_epoll_create1 REAL(epoll_create1, int (*)(int))
 
 /* ---- what the hook knows of each fd --------------------------------------------------- */
 
@@ -611,15 +613,35 @@ NP_HOOK int eventfd(unsigned int v, int flags)
     return r;
 }
 
+/* An epoll set (poll's for several descriptors is one) is made fresh like the others. */
+NP_HOOK int epoll_create1(int flags)
+{
+    int r = real_epoll_create1(flags);
+    made(r);
+    return r;
+}
+
+NP_HOOK int epoll_create(int size)
+{
+    if (size <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return epoll_create1(0);
+}
+
 /* fd's number is about to go: np stops watching it (coroutines blocked on it wake with
  * EBADF, as np_close's do; calls that come meanwhile fail the same way). The entry is
- * left H_CLOSING; forgotten() clears it once the number has gone. */
+ * left H_CLOSING; forgotten() clears it once the number has gone, unless the number was
+ * made anew meanwhile by another thread (made() reset the entry: it is the new fd's). */
 static hfd *unwatch(int fd)
 {
     hfd *h = hent(fd, false);
     if (!h)
         return NULL;
     uint32_t s = atomic_exchange(&h->st, H_CLOSING);
+    atomic_store(&h->rto, 0);
+    atomic_store(&h->sto, 0);
     if ((s & H_OWNED) && !atomic_load(&np__hook_forked))
         np__hook_forget(fd);
     return h;
@@ -627,11 +649,9 @@ static hfd *unwatch(int fd)
 
 static void forgotten(hfd *h)
 {
-    if (!h)
-        return;
-    atomic_store(&h->rto, 0);
-    atomic_store(&h->sto, 0);
-    atomic_store(&h->st, 0);
+    uint32_t closing = H_CLOSING;
+    if (h)
+        atomic_compare_exchange_strong(&h->st, &closing, 0);
 }
 
 NP_HOOK int close(int fd)

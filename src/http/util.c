@@ -12,8 +12,10 @@
 
 int np__hout_put(hout *o, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (o->len + n > o->cap) {
-        size_t nc = o->cap ? o->cap : 4096;
+        size_t nc = o->cap ? o->cap : 256;
         while (nc < o->len + n)
             nc *= 2;
         char *nb = realloc(o->buf, nc);

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# np-httpd against real clients (the http stage of tests/run.sh): curl (keep-alive,
+# HTTP/1.0, HEAD, chunked upload, 100-continue, a static file, a graceful stop on
+# SIGTERM), then tests/http_clients.py (Python's http.client, pipelining, 10,000 idle
+# keep-alive connections with the RSS per connection, /debug/np/ in headless Chromium
+# with a screenshot). Loopback only; the server is started here and stopped by pid.
+# Usage: tests/http.sh [BUILD_DIR]   (default build; artifacts in build/test-logs/http/artifacts/)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}
+ART=$PWD/build/test-logs/http/artifacts
+mkdir -p "$ART/www"
+pass=0 fail=0 skip=0
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+
+ok() { echo "ok   http.sh:$1"; pass=$((pass + 1)); }
+bad() { echo "FAIL http.sh:$1 ($2)"; fail=$((fail + 1)); }
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 20000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+# the server, on one P, files from $ART/www
+perl -e 'print map { chr(($_ * 31 + 7) % 251) } 0 .. 2999999' >"$ART/www/blob.bin"
+port=$(free_port)
+ulimit -n 20000 2>/dev/null
+NP_PROCS=1 "$B/bin/np-httpd" -d "$ART/www" "$port" >"$ART/np-httpd.log" 2>&1 &
+pid=$!
+url=http://127.0.0.1:$port
+for _ in $(seq 100); do curl -sf "$url/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# ---- curl --------------------------------------------------------------------------------
+c() { curl -sS --max-time 20 "$@"; }
+[ "$(c "$url/")" = "hello, world" ] && ok curl_get || bad curl_get "no hello"
+# two URLs in one curl: the second goes over the first's connection
+out=$(c -v "$url/" "$url/" 2>&1)
+echo "$out" | grep -q "Re-using existing connection" && [ "$(echo "$out" | grep -c '^hello, world')" = 2 ] &&
+    ok curl_keepalive || bad curl_keepalive "connection not reused"
+out=$(c -v --http1.0 "$url/" 2>&1)
+echo "$out" | grep -q "< Connection: close" && echo "$out" | grep -q "^hello, world" &&
+    ok curl_http10 || bad curl_http10 "$(echo "$out" | tail -n 3)"
+out=$(c -I "$url/")
+echo "$out" | grep -q "Content-Length: 13" && ok curl_head || bad curl_head "$out"
+c -H "Transfer-Encoding: chunked" --data-binary @"$ART/www/blob.bin" "$url/echo" -o "$ART/echo.out"
+cmp -s "$ART/echo.out" "$ART/www/blob.bin" && ok curl_chunked_upload_3mb || bad curl_chunked_upload_3mb "echo differs"
+out=$(c -v -H "Expect: 100-continue" --data-binary @"$ART/www/blob.bin" "$url/echo" -o "$ART/echo2.out" 2>&1)
+echo "$out" | grep -q "HTTP/1.1 100 Continue" && cmp -s "$ART/echo2.out" "$ART/www/blob.bin" &&
+    ok curl_expect_100_continue || bad curl_expect_100_continue "$(echo "$out" | grep '^<' | head -n 3)"
+c "$url/static/blob.bin" -o "$ART/static.out"
+cmp -s "$ART/static.out" "$ART/www/blob.bin" && ok curl_static_file || bad curl_static_file "differs"
+out=$(c -s -o /dev/null -w '%{http_code}' -H "Content-Length: 3" -H "Transfer-Encoding: chunked" \
+    --data-binary abc "$url/echo")
+[ "$out" = 400 ] && ok curl_cl_te_400 || bad curl_cl_te_400 "answered $out"
+
+# ---- Python's http.client, raw sockets, Chromium ------------------------------------------
+out=$(timeout 300 python3 tests/http_clients.py "$port" "$pid" "$ART" 2>&1)
+echo "$out" | grep -E '^(ok|FAIL|skip|note)'
+echo "$out" | grep -q '^FAIL' && echo "$out" | grep -Ev '^(ok|skip|note)' | head -n 40 | sed 's/^/      /'
+line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+if [ -n "$line" ]; then
+    p=${line%% passed*} f=${line#*passed, } f=${f%% failed*} s=${line#*failed, } s=${s%% skipped*}
+    pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+else
+    bad http_clients.py "no summary"
+fi
+
+# ---- SIGTERM: a graceful stop, a request in progress answered ------------------------------
+(c -H "Expect:" --limit-rate 1M --data-binary @"$ART/www/blob.bin" "$url/echo" -o "$ART/term.out"; echo $? >"$ART/term.rc") &
+cpid=$!
+for _ in $(seq 200); do
+    [ -s "$ART/term.out" ] && break
+    sleep 0.05
+done
+kill -TERM "$pid"
+wait "$cpid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+cmp -s "$ART/term.out" "$ART/www/blob.bin" && [ "$rc" = 0 ] && grep -q "shutting down" "$ART/np-httpd.log" &&
+    ok sigterm_graceful_request_finished || bad sigterm_graceful_request_finished "exit $rc, curl $(cat "$ART/term.rc")"
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
