@@ -59,7 +59,8 @@ int np_http_serve(np_http_server *s, int ln);
  * connections' reads and writes are made to fail. 0, or -1/ETIMEDOUT. */
 int np_http_shutdown(np_http_server *s, int64_t deadline_abs_ns);
 
-/* Free a server: after np_http_serve returned; waits for its connections to end. */
+/* Free a server (after np_http_shutdown, or before it served): waits for np_http_serve
+ * to return and for the connections to end. */
 void np_http_server_free(np_http_server *s);
 
 /* Connections the server holds open now (idle ones included). */

@@ -107,7 +107,8 @@ struct np_http_server {
     _Atomic bool shutting;
     _Atomic int ln;              /* the listening socket while np_http_serve runs, or -1 */
     np_chan *gone;               /* cap 1: the last connection ended during a shutdown */
-    np_wg wg;                    /* connections alive (np_http_server_free waits) */
+    np_wg wg;                    /* connections alive and np_http_serve calls running
+                                  * (np_http_server_free waits for them) */
 };
 
 struct np_http_req {

@@ -319,11 +319,11 @@ static void conn_main(void *arg)
             atomic_store(&c->state, C_IDLE);
             if (atomic_load(&s->shutting))
                 break;
-            int w = np_wait_readable(c->fd);
+            /* still idle while the read waits (a wake-up may find nothing to read);
+             * the first bytes make it active, unless a shutdown closed it first */
+            ssize_t n = np__hin_fill(in);
             int idle = C_IDLE;
-            if (!atomic_compare_exchange_strong(&c->state, &idle, C_ACTIVE) || w < 0)
-                break;
-            if (np__hin_fill(in) <= 0)
+            if (!atomic_compare_exchange_strong(&c->state, &idle, C_ACTIVE) || n <= 0)
                 break;
         }
         bool timed = false;
@@ -406,6 +406,7 @@ static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *
 
 int np_http_serve(np_http_server *s, int ln)
 {
+    np_wg_add(&s->wg, 1); /* (np_http_server_free waits for this call to return too) */
     atomic_store(&s->ln, ln);
     while (!atomic_load(&s->shutting)) {
         struct sockaddr_storage ss;
@@ -419,6 +420,7 @@ int np_http_serve(np_http_server *s, int ln)
             int e = errno;
             atomic_store(&s->ln, -1);
             np_close(ln);
+            np_wg_done(&s->wg);
             errno = e;
             return -1;
         }
@@ -429,6 +431,7 @@ int np_http_serve(np_http_server *s, int ln)
     }
     atomic_store(&s->ln, -1);
     np_close(ln);
+    np_wg_done(&s->wg);
     return 0;
 }
 
