@@ -45,8 +45,9 @@ typedef struct np_http_opts {
 np_http_server *np_http_server_new(const np_http_opts *opts);
 
 /* Route requests to h: pattern "/x/" (ending in '/') matches every path under it,
- * "/x" that path only; the longest matching pattern wins; nothing matches: 404.
- * Returns 0, or -1/errno: EINVAL (pattern not starting with '/'), EEXIST, ENOMEM. */
+ * "/x" that path only; the longest matching pattern wins; nothing matches: 404. Routes
+ * are set up before np_http_serve. Returns 0, or -1/errno: EINVAL (pattern not starting
+ * with '/'), EEXIST, ENOMEM. */
 int np_http_handle(np_http_server *s, const char *pattern, np_http_handler h, void *arg);
 
 /* Serve the connections of listening socket ln (np_listen) until np_http_shutdown;

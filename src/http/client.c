@@ -97,7 +97,7 @@ static int split_url(const char *url, char *key, size_t kl, char *host, size_t h
     memcpy(key, host, strlen(host) + 1);
     if (!port)
         strcat(key, ":80");
-    *target = *e == '/' || *e == '?' ? e : "/";
+    *target = e; /* "/PATH?QUERY#FRAGMENT" or "?QUERY" or "" (the caller completes it) */
     return 0;
 bad:
     errno = EINVAL;
@@ -193,7 +193,10 @@ np_http_resp *np_http_do(np_http_client *c, const char *method, const char *url,
         return NULL;
     }
     hout head = {0};
-    int r = np__hout_printf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, host);
+    /* the target: the path ("/" if none) and query, without the fragment */
+    int tl = (int)strcspn(target, "#");
+    int r = np__hout_printf(&head, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\n", method,
+                            *target == '/' ? "" : "/", tl, target, host);
     for (const char *const *h = headers; r == 0 && h && h[0]; h += 2) {
         if (!h[1] || strpbrk(h[0], "\r\n:") || strpbrk(h[1], "\r\n")) {
             free(head.buf);

@@ -105,6 +105,8 @@ struct np_http_server {
     hconn *conns;
     _Atomic int64_t nconns;
     _Atomic bool shutting;
+    _Atomic bool forced;         /* the shutdown's deadline passed: the connections' reads
+                                  * and writes fail from now on (no deadline is moved) */
     _Atomic int ln;              /* the listening socket while np_http_serve runs, or -1 */
     np_chan *gone;               /* cap 1: the last connection ended during a shutdown */
     np_wg wg;                    /* connections alive and np_http_serve calls running
@@ -151,4 +153,7 @@ struct hconn {
 void np__rw_begin(hconn *c, bool head);
 int np__rw_finish(np_http_rw *w);
 int np__conn_flush(hconn *c);
+/* Move c's read (w: write) deadline to now + timeout (np__http_deadline), unless a
+ * forced shutdown has put it in the past for good. */
+void np__conn_deadline(hconn *c, bool w, int64_t timeout);
 #endif

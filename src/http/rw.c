@@ -22,7 +22,7 @@ int np__conn_flush(hconn *c)
 {
     if (!c->out.len)
         return 0;
-    np__http_deadline(c->fd, true, &c->wd, c->s->o.write_timeout_ns);
+    np__conn_deadline(c, true, c->s->o.write_timeout_ns);
     return np__hout_flush(&c->out, c->fd, NULL, 0);
 }
 
@@ -52,7 +52,7 @@ static int emit(np_http_rw *w, const void *p, size_t n)
     hconn *c = w->c;
     int r;
     if (n >= DIRECT) {
-        np__http_deadline(c->fd, true, &c->wd, c->s->o.write_timeout_ns);
+        np__conn_deadline(c, true, c->s->o.write_timeout_ns);
         r = np__hout_flush(&c->out, c->fd, p, n);
     } else {
         r = np__hout_put(&c->out, p, n);

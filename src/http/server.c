@@ -146,7 +146,7 @@ static ssize_t body_fill(np_http_req *r)
             }
         }
     }
-    np__http_deadline(c->fd, false, &c->rd, c->s->o.read_timeout_ns);
+    np__conn_deadline(c, false, c->s->o.read_timeout_ns);
     ssize_t n = np__hin_fill(&c->in);
     if (n == 0)
         r->err = ECONNRESET; /* the body ended early */
@@ -211,6 +211,16 @@ static int drain(hconn *c)
 }
 
 /* ---- a connection ------------------------------------------------------------------ */
+void np__conn_deadline(hconn *c, bool w, int64_t timeout)
+{
+    if (atomic_load_explicit(&c->s->forced, memory_order_relaxed))
+        return;
+    np__http_deadline(c->fd, w, w ? &c->wd : &c->rd, timeout);
+    /* a forced shutdown that came meanwhile may have been overwritten: its way again */
+    if (atomic_load(&c->s->forced))
+        np_set_deadline(c->fd, 1);
+}
+
 /* A response for a request that never reaches a handler (400, 413, 431). */
 static void refuse(hconn *c, int code)
 {
@@ -315,7 +325,7 @@ static void conn_main(void *arg)
             /* idle: what is answered goes out, then wait for the next request */
             if (np__conn_flush(c) < 0)
                 break;
-            np__http_deadline(c->fd, false, &c->rd, s->o.idle_timeout_ns);
+            np__conn_deadline(c, false, s->o.idle_timeout_ns);
             atomic_store(&c->state, C_IDLE);
             if (atomic_load(&s->shutting))
                 break;
@@ -335,7 +345,7 @@ static void conn_main(void *arg)
             if (in->head_done)
                 break;
             if (!timed) { /* a head in pieces: it has read_header_timeout to be whole */
-                np__http_deadline(c->fd, false, &c->rd, s->o.read_header_timeout_ns);
+                np__conn_deadline(c, false, s->o.read_header_timeout_ns);
                 timed = true;
             }
             if (np__conn_flush(c) < 0)
@@ -459,6 +469,7 @@ int np_http_shutdown(np_http_server *s, int64_t deadline)
     while (atomic_load(&s->nconns) > 0) {
         int64_t left = deadline ? deadline - np_now() : -1;
         if (deadline && left <= 0) {
+            atomic_store(&s->forced, true);
             poke(s, true);
             errno = ETIMEDOUT;
             return -1;
