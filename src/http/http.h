@@ -13,6 +13,7 @@
 #define NP_HTTP_INTERNAL_H
 #include <np.h>
 #include <np_http.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,9 +69,11 @@ typedef struct hout {
     char *buf;
     size_t len, cap;
 } hout;
-/* Append n bytes (grows). -1/ENOMEM. */
+/* Make room for n more bytes; append n bytes; append printf's output. -1/ENOMEM. */
+int np__hout_grow(hout *o, size_t n);
 int np__hout_put(hout *o, const void *p, size_t n);
 int np__hout_printf(hout *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int np__hout_vprintf(hout *o, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Write it all to fd with data after it (data may be NULL). 0 or -1/errno. */
 int np__hout_flush(hout *o, int fd, const void *data, size_t n);
 

@@ -287,24 +287,15 @@ ssize_t np_http_write(np_http_rw *w, const void *buf, size_t len)
 
 int np_http_printf(np_http_rw *w, const char *fmt, ...)
 {
-    char tmp[1024], *p = tmp;
+    hout tmp = {0};
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int r = np__hout_vprintf(&tmp, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return -1;
-    if ((size_t)n >= sizeof tmp) {
-        if (!(p = malloc((size_t)n + 1)))
-            return -1;
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    ssize_t r = np_http_write(w, p, (size_t)n);
-    if (p != tmp)
-        free(p);
-    return r < 0 ? -1 : n;
+    if (r == 0)
+        r = np_http_write(w, tmp.buf, tmp.len) < 0 ? -1 : (int)tmp.len;
+    free(tmp.buf);
+    return r;
 }
 
 int np_http_flush(np_http_rw *w)

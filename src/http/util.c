@@ -10,44 +10,56 @@
 #include <sys/uio.h>
 #include <time.h>
 
+int np__hout_grow(hout *o, size_t n)
+{
+    size_t nc = o->cap ? o->cap : 256;
+    while (nc < o->len + n)
+        nc *= 2;
+    char *nb = realloc(o->buf, nc);
+    if (!nb)
+        return -1;
+    o->buf = nb;
+    o->cap = nc;
+    return 0;
+}
+
 int np__hout_put(hout *o, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
-    if (o->len + n > o->cap) {
-        size_t nc = o->cap ? o->cap : 256;
-        while (nc < o->len + n)
-            nc *= 2;
-        char *nb = realloc(o->buf, nc);
-        if (!nb)
-            return -1;
-        o->buf = nb;
-        o->cap = nc;
-    }
+    if (o->len + n > o->cap && np__hout_grow(o, n) < 0)
+        return -1;
     memcpy(o->buf + o->len, p, n);
     o->len += n;
     return 0;
 }
 
-int np__hout_printf(hout *o, const char *fmt, ...)
+int np__hout_vprintf(hout *o, const char *fmt, va_list ap)
 {
     char tmp[512];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int r = -1;
+    if (n >= 0 && (size_t)n < sizeof tmp) {
+        r = np__hout_put(o, tmp, (size_t)n);
+    } else if (n >= 0) { /* longer: formatted again, straight into the buffer */
+        if (o->cap - o->len > (size_t)n || np__hout_grow(o, (size_t)n + 1) == 0) {
+            vsnprintf(o->buf + o->len, (size_t)n + 1, fmt, again);
+            o->len += (size_t)n;
+            r = 0;
+        }
+    }
+    va_end(again);
+    return r;
+}
+
+int np__hout_printf(hout *o, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int r = np__hout_vprintf(o, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return -1;
-    if ((size_t)n < sizeof tmp)
-        return np__hout_put(o, tmp, (size_t)n);
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return -1;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    int r = np__hout_put(o, big, (size_t)n);
-    free(big);
     return r;
 }
 
