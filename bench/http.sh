@@ -5,7 +5,8 @@
 # (16 requests per write, ../shared/bench/http/pipeline.lua). Per server and case: median
 # req/s, p99 latency, server CPU per request (its utime+stime over the run / requests),
 # and the ratios to nginx.
-# Usage: bench/http.sh [ROUNDS] [SECS]
+# Usage: bench/http.sh [ROUNDS] [SECS] [CONNS...]   (CONNS default: 50 1000; DEPTHS env:
+# the pipelining depths, default "1 16"; SERVERS env: default "np nginx go")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -16,6 +17,9 @@ command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -
 command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 rounds=${1:-5}
 secs=${2:-5}
+shift 2 2>/dev/null
+conns_list=${*:-50 1000}
+servers=${SERVERS:-np nginx go}
 ulimit -n 20000 2>/dev/null
 tmp=$(mktemp -d /tmp/np-bench-http.XXXXXX)
 pids=()
@@ -60,13 +64,13 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)
 # p99 in µs from wrk's latency line ("99%  1.23ms")
 us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$/) {sub(/ms/,"",v); print v*1000} else {sub(/s/,"",v); print v*1000000}}'; }
 
-for conns in 50 1000; do
-    for depth in 1 16; do
+for conns in $conns_list; do
+    for depth in ${DEPTHS:-1 16}; do
         declare -A rps=() p99=() cpu=()
         script=()
         [ "$depth" -gt 1 ] && script=(-s "$ys_src/http/pipeline.lua")
         for r in $(seq "$rounds"); do
-            for s in np nginx go; do
+            for s in $servers; do
                 t0=$(ticks "${spid[$s]}")
                 out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "${script[@]}" \
                     "http://127.0.0.1:${port[$s]}/" -- "$depth" 2>&1)
@@ -74,19 +78,21 @@ for conns in 50 1000; do
                 n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")
                 q=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
                 l=$(awk '$1 == "99%" {print $2}' <<<"$out" | us)
-                c=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="${n:-0}" 'BEGIN{printf "%.2f", n > 0 ? t / hz * 1e6 / n : 0}')
+                c=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v n="${n:-0}" 'BEGIN{printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0)}')
                 rps[$s]+="$q " p99[$s]+="$l " cpu[$s]+="$c "
                 echo "round $r c=$conns depth=$depth $s: req/s=$q p99_us=$l cpu_us_per_req=$c"
             done
         done
         declare -A mr=() ml=() mc=()
-        for s in np nginx go; do
+        for s in $servers; do
             # shellcheck disable=SC2086
             mr[$s]=$(median ${rps[$s]}) ml[$s]=$(median ${p99[$s]}) mc[$s]=$(median ${cpu[$s]})
             printf 'median c=%-4s depth=%-2s %-5s req/s=%-10s p99_us=%-8s cpu_us_per_req=%s\n' \
                 "$conns" "$depth" "$s" "${mr[$s]}" "${ml[$s]}" "${mc[$s]}"
         done
-        awk -v a="${mr[np]}" -v b="${mr[nginx]}" -v g="${mr[go]}" -v ca="${mc[np]}" -v cb="${mc[nginx]}" \
-            -v c="$conns" -v d="$depth" 'BEGIN{printf "ratio c=%s depth=%s: np/nginx req/s=%.3f (target >= 1.0) cpu/req=%.3f (target <= 1.0); np/go req/s=%.3f (target >= 2.0)\n", c, d, a/b, ca/cb, a/g}'
+        awk -v a="${mr[np]:-0}" -v b="${mr[nginx]:-0}" -v g="${mr[go]:-0}" -v ca="${mc[np]:-0}" \
+            -v cb="${mc[nginx]:-0}" -v cg="${mc[go]:-0}" -v c="$conns" -v d="$depth" 'BEGIN{
+            printf "ratio c=%s depth=%s: np/nginx req/s=%.3f (target >= 1.0) cpu/req=%.3f (target <= 1.0); np/go req/s=%.3f (target >= 2.0) cpu/req=%.3f\n",
+                c, d, b ? a/b : 0, cb ? ca/cb : 0, g ? a/g : 0, cg ? ca/cg : 0}'
     done
 done

@@ -53,3 +53,6 @@ echo "== Redis: unmodified hiredis in coroutines (libnp-hook) vs redis-benchmark
 dpkg -s libhiredis-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libhiredis-dev >/dev/null
 command -v redis-benchmark >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
 make -s build/bin/np-redisload >/dev/null && bash bench/redis.sh "$rounds"
+
+echo "== HTTP hello: np-httpd vs nginx (one worker) and Go net/http, wrk on CPU 1"
+bash bench/http.sh "$rounds" "$secs"

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <llhttp.h>
 
 typedef struct hspan { uint32_t off, len; } hspan;
@@ -35,8 +36,9 @@ typedef struct hin {
     llhttp_t p;
     hspan url;
     const char *target;          /* the request target, NUL-terminated (complete head) */
-    hhdr *h;
+    hhdr *h;                     /* the head's headers: inl, or a larger array */
     int nh, caph;
+    hhdr inl[12];
     int last;                    /* the span kind last appended (merging split spans) */
     bool head_done, msg_done;
     bool upgrade;                /* the message ended in an upgrade (CONNECT, Upgrade:) */
@@ -79,6 +81,8 @@ int np__hout_flush(hout *o, int fd, const void *data, size_t n);
 
 /* The current "Date: ...\r\n" line (cached per thread, per second). */
 const char *np__http_date(size_t *len);
+/* v in base 10 or 16, written backwards to end (the digits end there); their start. */
+char *np__http_num(char *end, uint64_t v, unsigned base);
 /* Case-insensitive equality of ASCII strings. */
 bool np__http_eq(const char *a, const char *b);
 /* A deadline that moves only when it must: set fd's read (write: w) deadline to
@@ -146,7 +150,8 @@ struct hconn {
     hout out;                    /* responses not written yet (pipelined ones coalesce) */
     hout arena;                  /* the request's path and query */
     int64_t rd, wd;              /* the read and write deadlines set (np__http_deadline) */
-    char remote[64];
+    struct sockaddr_storage peer;
+    char remote[64];             /* peer as text, made when first asked for */
     np_http_req req;
     np_http_rw rw;
 };

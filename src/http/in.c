@@ -37,10 +37,13 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
         return 0; /* a trailer: not kept */
     if (in->last != K_FIELD) {
         if (in->nh == in->caph) {
-            int nc = in->caph ? in->caph * 2 : 16;
-            hhdr *h = realloc(in->h, (size_t)nc * sizeof *h);
+            int nc = in->caph * 2;
+            hhdr *h = in->h == in->inl ? malloc((size_t)nc * sizeof *h)
+                                       : realloc(in->h, (size_t)nc * sizeof *h);
             if (!h)
                 return HPE_USER;
+            if (in->h == in->inl)
+                memcpy(h, in->inl, sizeof in->inl);
             in->h = h;
             in->caph = nc;
         }
@@ -136,6 +139,8 @@ int np__hin_init(hin *in, int fd, llhttp_type_t type, size_t cap, size_t max_hea
     in->max_head = max_head;
     if (!(in->buf = malloc(cap)))
         return -1;
+    in->h = in->inl;
+    in->caph = (int)(sizeof in->inl / sizeof in->inl[0]);
     llhttp_init(&in->p, type, &settings);
     in->p.data = in;
     return 0;
@@ -144,7 +149,8 @@ int np__hin_init(hin *in, int fd, llhttp_type_t type, size_t cap, size_t max_hea
 void np__hin_free(hin *in)
 {
     free(in->buf);
-    free(in->h);
+    if (in->h != in->inl)
+        free(in->h);
     in->buf = NULL;
     in->h = NULL;
 }

@@ -69,8 +69,9 @@ static int emit(np_http_rw *w, const void *p, size_t n)
 static int emit_chunk(np_http_rw *w, const void *p, size_t n)
 {
     char h[24];
-    int hl = snprintf(h, sizeof h, "%zx\r\n", n);
-    if (np__hout_put(&w->c->out, h, (size_t)hl) < 0 || emit(w, p, n) < 0)
+    memcpy(h + 20, "\r\n", 2);
+    char *hs = np__http_num(h + 20, n, 16);
+    if (np__hout_put(&w->c->out, hs, (size_t)(h + 22 - hs)) < 0 || emit(w, p, n) < 0)
         return -1;
     return np__hout_put(&w->c->out, "\r\n", 2);
 }
@@ -82,11 +83,15 @@ static int send_head(np_http_rw *w, bool final)
     hconn *c = w->c;
     np_http_req *rq = &c->req;
     hout *o = &c->out;
-    char line[160];
-    int n;
+    char line[64];
     const char *reason = np_http_status_text(w->status);
-    n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", w->status, reason);
-    if (np__hout_put(o, line, (size_t)n) < 0)
+    size_t rl = strlen(reason);
+    memcpy(line, "HTTP/1.1 ", 9);
+    np__http_num(line + 12, (uint64_t)w->status, 10); /* (100-999: three digits) */
+    line[12] = ' ';
+    memcpy(line + 13, reason, rl);
+    memcpy(line + 13 + rl, "\r\n", 2);
+    if (np__hout_put(o, line, 15 + rl) < 0)
         return -1;
     size_t dl;
     const char *date = np__http_date(&dl);
@@ -97,8 +102,11 @@ static int send_head(np_http_rw *w, bool final)
     } else if (w->clen >= 0 || final) {
         if (w->clen < 0)
             w->clen = w->head ? w->written : (int64_t)w->pre.len;
-        n = snprintf(line, sizeof line, "Content-Length: %" PRId64 "\r\n", w->clen);
-        if (np__hout_put(o, line, (size_t)n) < 0)
+        memcpy(line + 40, "\r\n", 2);
+        char *d = np__http_num(line + 40, (uint64_t)w->clen, 10);
+        d -= 16;
+        memcpy(d, "Content-Length: ", 16);
+        if (np__hout_put(o, d, (size_t)(line + 42 - d)) < 0)
             return -1;
     } else if (rq->minor >= 1) {
         w->chunked = true;
@@ -315,9 +323,7 @@ int np_http_reply(np_http_rw *w, int code, const char *ctype, const void *body, 
         (ctype && np_http_set_header(w, "Content-Type", ctype) < 0))
         return -1;
     if (w->clen < 0 && body_allowed(code)) {
-        char l[24];
-        snprintf(l, sizeof l, "%zu", len);
-        np_http_set_header(w, "Content-Length", l);
+        w->clen = (int64_t)len; /* (np_http_set_header(w, "Content-Length", ...)) */
     }
     return len && np_http_write(w, body, len) < 0 ? -1 : 0;
 }

@@ -112,7 +112,26 @@ const char *np_http_req_path(const np_http_req *r) { return r->path; }
 const char *np_http_req_query(const np_http_req *r) { return r->query; }
 int np_http_req_minor(const np_http_req *r) { return r->minor; }
 int64_t np_http_req_content_length(const np_http_req *r) { return r->clen; }
-const char *np_http_req_remote(const np_http_req *r) { return r->c->remote; }
+const char *np_http_req_remote(const np_http_req *r)
+{
+    hconn *c = r->c;
+    if (!c->remote[0]) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr_storage *ss = &c->peer;
+        if (ss->ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const void *)ss;
+            inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+            snprintf(c->remote, sizeof c->remote, "%s:%d", ip, ntohs(a->sin_port));
+        } else if (ss->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const void *)ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+            snprintf(c->remote, sizeof c->remote, "[%s]:%d", ip, ntohs(a->sin6_port));
+        } else {
+            snprintf(c->remote, sizeof c->remote, "unix");
+        }
+    }
+    return c->remote;
+}
 int np_http_req_header_count(const np_http_req *r) { return r->c->in.nh; }
 
 const char *np_http_req_header(const np_http_req *r, const char *name)
@@ -230,25 +249,6 @@ static void refuse(hconn *c, int code)
     c->rw.close = true;
     np_http_error(&c->rw, code);
     np__rw_finish(&c->rw);
-}
-
-static void set_remote(hconn *c, const struct sockaddr_storage *ss)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-        snprintf(c->remote, sizeof c->remote, "%s:%d", ip, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const void *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        port = ntohs(a->sin6_port);
-        snprintf(c->remote, sizeof c->remote, "[%s]:%d", ip, port);
-    } else {
-        snprintf(c->remote, sizeof c->remote, "unix");
-    }
 }
 
 /* The request whose head is parsed: call its handler, finish its response, consume the
@@ -400,7 +400,7 @@ static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *
     c->s = s;
     c->fd = fd;
     atomic_init(&c->state, C_ACTIVE);
-    set_remote(c, ss);
+    c->peer = *ss;
     np_wg_add(&s->wg, 1);
     atomic_fetch_add(&s->nconns, 1);
     np_mutex_lock(&s->mu);

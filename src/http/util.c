@@ -97,6 +97,15 @@ const char *np__http_date(size_t *len)
     return c.line;
 }
 
+char *np__http_num(char *end, uint64_t v, unsigned base)
+{
+    do {
+        *--end = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return end;
+}
+
 bool np__http_eq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;
