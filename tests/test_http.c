@@ -133,6 +133,20 @@ static void flusher(np_http_req *r, np_http_rw *w, void *a)
     np_http_write(w, "b", 1);
 }
 
+/* 64 MB to a client that does not read: the write's error, once it comes. */
+static _Atomic int big_err;
+static void big(np_http_req *r, np_http_rw *w, void *a)
+{
+    (void)r, (void)a;
+    char *buf = calloc(1, 1 << 20);
+    int e = 0;
+    for (int i = 0; i < 64 && !e; i++)
+        if (np_http_write(w, buf, 1 << 20) < 0)
+            e = t_errno();
+    free(buf);
+    atomic_store(&big_err, e ? e : -1);
+}
+
 static void serve_co(void *a)
 {
     srv *v = a;
@@ -152,6 +166,7 @@ static void srv_start(srv *v, const np_http_opts *o)
     CHECK_EQ(np_http_handle(v->s, "/nobody", nobody, NULL), 0);
     CHECK_EQ(np_http_handle(v->s, "/info/", info, NULL), 0);
     CHECK_EQ(np_http_handle(v->s, "/flush", flusher, NULL), 0);
+    CHECK_EQ(np_http_handle(v->s, "/big", big, NULL), 0);
     CHECK_EQ(np_http_handle(v->s, "/debug/np/", np_http_debug, NULL), 0);
     CHECK_ERR(np_http_handle(v->s, "/hello", hello, NULL), EEXIST);
     CHECK_ERR(np_http_handle(v->s, "nope", hello, NULL), EINVAL);
@@ -843,6 +858,33 @@ static void m_idle(void *a)
 }
 static void t_idle_timeout_closes(void) { T_RUN(m_idle, NULL); }
 
+/* A client that stops reading: the response's write fails after write_timeout and the
+ * connection is closed. */
+static void m_write_timeout(void *a)
+{
+    (void)a;
+    srv v;
+    np_http_opts o = {.write_timeout_ns = 300 * MS};
+    srv_start(&v, &o);
+    int fd = dial(&v);
+    int64_t t0 = np_now();
+    put(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    while (!atomic_load(&big_err)) {
+        if (np_now() - t0 > 20 * SEC)
+            FAILF("the handler's writes neither failed nor finished");
+        np_yield();
+    }
+    int64_t took = np_now() - t0;
+    CHECK_EQ(atomic_load(&big_err), ETIMEDOUT);
+    CHECK(took >= 300 * MS);
+    printf("note: a client that does not read: the write failed after %lld ms (write_timeout 300 ms)\n",
+           (long long)(took / MS));
+    wait_conns(v.s, 0);
+    np_close(fd);
+    srv_stop(&v);
+}
+static void t_write_timeout_client_not_reading(void) { T_RUN(m_write_timeout, NULL); }
+
 /* The client: connections reused, HEAD, a body sent, errors, the retry of a request on
  * a kept connection the server has closed meanwhile, a server that never answers. */
 static void m_client(void *a)
@@ -1030,6 +1072,7 @@ static const t_case cases[] = {
     T(t_graceful_shutdown_100_in_flight_answered),
     T(t_shutdown_deadline_etimedout),
     T(t_idle_timeout_closes),
+    T(t_write_timeout_client_not_reading),
     T(t_client_reuse_head_retry_timeout),
     T(t_debug_pages_html_vars_goroutines),
     T(t_client_against_nginx),
