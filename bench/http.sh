@@ -30,13 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
+. tests/lib.sh # ready, free_port
 
 # the three servers, each on CPU 0; spid[name]: the process whose CPU is counted
 declare -A port spid
@@ -52,7 +46,7 @@ port[go]=$(free_port)
 GOMAXPROCS=1 taskset -c 0 "$ys/go_http" "${port[go]}" >"$tmp/go.log" 2>&1 &
 pids+=($!) spid[go]=$!
 for s in np nginx go; do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:${port[$s]}/" >/dev/null 2>&1 && break; sleep 0.1; done
+    ready curl -sf "http://127.0.0.1:${port[$s]}/" || echo "$s did not start"
 done
 # nginx's worker (the master only waits)
 spid[nginx]=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | head -n 1)

@@ -9,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 ART=$PWD/build/test-logs/http/artifacts
+rm -rf "$ART"
 mkdir -p "$ART/www"
 pass=0 fail=0 skip=0
 pid=
@@ -18,13 +19,7 @@ trap cleanup EXIT
 ok() { echo "ok   http.sh:$1"; pass=$((pass + 1)); }
 bad() { echo "FAIL http.sh:$1 ($2)"; fail=$((fail + 1)); }
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
+. tests/lib.sh # ready, free_port
 
 # the server, on one P, files from $ART/www
 perl -e 'print map { chr(($_ * 31 + 7) % 251) } 0 .. 2999999' >"$ART/www/blob.bin"
@@ -33,7 +28,7 @@ ulimit -n 20000 2>/dev/null
 NP_PROCS=1 "$B/bin/np-httpd" -d "$ART/www" "$port" >"$ART/np-httpd.log" 2>&1 &
 pid=$!
 url=http://127.0.0.1:$port
-for _ in $(seq 100); do curl -sf "$url/" >/dev/null 2>&1 && break; sleep 0.1; done
+ready curl -sf "$url/" || echo "np-httpd did not start: $(cat "$ART/np-httpd.log")"
 
 # ---- curl --------------------------------------------------------------------------------
 c() { curl -sS --max-time 20 "$@"; }
@@ -73,10 +68,8 @@ fi
 # ---- SIGTERM: a graceful stop, a request in progress answered ------------------------------
 (c -H "Expect:" --limit-rate 1M --data-binary @"$ART/www/blob.bin" "$url/echo" -o "$ART/term.out"; echo $? >"$ART/term.rc") &
 cpid=$!
-for _ in $(seq 200); do
-    [ -s "$ART/term.out" ] && break
-    sleep 0.05
-done
+# (the echo has begun coming back: the request is in its handler)
+ready test -s "$ART/term.out" || echo "the upload did not start"
 kill -TERM "$pid"
 wait "$cpid"
 rc=0

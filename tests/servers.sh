@@ -21,24 +21,7 @@ cleanup() {
 trap cleanup EXIT
 pass=0 fail=0 skip=0
 
-# until CMD succeeds, at most 10 s (a server's readiness)
-ready() {
-    local i
-    for i in $(seq 100); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# A free loopback TCP port (one nothing listens on now).
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
+. tests/lib.sh # ready, free_port
 
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --maxclients 4000 \

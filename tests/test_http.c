@@ -964,6 +964,26 @@ static void m_client(void *a)
 }
 static void t_client_reuse_head_retry_timeout(void) { T_RUN(m_client, NULL); }
 
+/* GET base + path with c: 200, a Content-Type starting with ctype, the body into buf
+ * (NUL-terminated). */
+static void get_all(np_http_client *c, const char *base, const char *path, char *buf, size_t cap,
+                    const char *ctype)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    np_http_resp *r = np_http_get(c, url);
+    CHECK(r && np_http_resp_status(r) == 200);
+    const char *ct = np_http_resp_header(r, "Content-Type");
+    CHECK(ct && strncmp(ct, ctype, strlen(ctype)) == 0);
+    size_t n = 0;
+    ssize_t k;
+    while ((k = np_http_resp_read(r, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    CHECK_EQ(k, 0);
+    buf[n] = 0;
+    np_http_resp_close(r);
+}
+
 /* The debug pages: the HTML, the JSON (against np_stats), the dump. */
 static void m_debug(void *a)
 {
@@ -971,28 +991,11 @@ static void m_debug(void *a)
     srv v;
     srv_start(&v, NULL);
     np_http_client *c = np_http_client_new(NULL);
-    char url[128];
     static char buf[1 << 16];
-    snprintf(url, sizeof url, "%s/debug/np/", v.url);
-    np_http_resp *r = np_http_get(c, url);
-    CHECK(r && np_http_resp_status(r) == 200);
-    CHECK(strstr(np_http_resp_header(r, "Content-Type"), "text/html"));
-    size_t n = 0;
-    ssize_t k;
-    while ((k = np_http_resp_read(r, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)k;
-    buf[n] = 0;
+    get_all(c, v.url, "/debug/np/", buf, sizeof buf, "text/html");
     CHECK(strstr(buf, "id=\"v-coroutines\""));
     CHECK(strstr(buf, "setInterval(tick,1000)"));
-    np_http_resp_close(r);
-    snprintf(url, sizeof url, "%s/debug/np/vars", v.url);
-    r = np_http_get(c, url);
-    CHECK(r && np_http_resp_status(r) == 200);
-    n = 0;
-    while ((k = np_http_resp_read(r, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)k;
-    buf[n] = 0;
-    np_http_resp_close(r);
+    get_all(c, v.url, "/debug/np/vars", buf, sizeof buf, "application/json");
     np_stats s;
     CHECK_EQ(np_stats_get(&s), 0);
     char want[64];
@@ -1001,14 +1004,7 @@ static void m_debug(void *a)
     /* this coroutine, the server's, the connection's: at least 3, all counted */
     const char *co = strstr(buf, "\"coroutines\":");
     CHECK(co && atol(co + 13) >= 3);
-    snprintf(url, sizeof url, "%s/debug/np/goroutines", v.url);
-    r = np_http_get(c, url);
-    CHECK(r && np_http_resp_status(r) == 200);
-    n = 0;
-    while ((k = np_http_resp_read(r, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)k;
-    buf[n] = 0;
-    np_http_resp_close(r);
+    get_all(c, v.url, "/debug/np/goroutines", buf, sizeof buf, "text/plain");
     CHECK(strstr(buf, "coroutine dump"));
     CHECK(strstr(buf, "np_http_serve"));
     np_http_client_free(c);
