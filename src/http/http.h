@@ -150,6 +150,7 @@ struct hconn {
     hout out;                    /* responses not written yet (pipelined ones coalesce) */
     hout arena;                  /* the request's path and query */
     int64_t rd, wd;              /* the read and write deadlines set (np__http_deadline) */
+    bool linger;                 /* closing with the client's bytes unread: read them first */
     struct sockaddr_storage peer;
     char remote[64];             /* peer as text, made when first asked for */
     np_http_req req;

@@ -249,6 +249,24 @@ static void refuse(hconn *c, int code)
     c->rw.close = true;
     np_http_error(&c->rw, code);
     np__rw_finish(&c->rw);
+    c->linger = true;
+}
+
+/* Close without losing the answer: a close with bytes of the client unread makes the
+ * kernel send a reset, which may destroy the response before the client reads it. So
+ * the write side is shut first and what the client still sends is read and dropped
+ * (until it closes, 256 KiB, or a second). */
+static void linger(hconn *c)
+{
+    if (np_shutdown(c->fd, SHUT_WR) < 0)
+        return;
+    np__conn_deadline(c, false, 1000000000LL);
+    for (size_t got = 0; got < (256 << 10);) {
+        ssize_t n = np_read(c->fd, c->in.buf, c->in.cap);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
 }
 
 /* The request whose head is parsed: call its handler, finish its response, consume the
@@ -305,10 +323,14 @@ static int serve_one(hconn *c)
     }
     if (np__rw_finish(&c->rw) < 0)
         return -1;
-    if (!in->msg_done && (r->expect_continue || drain(c) < 0))
+    if (!in->msg_done && (r->expect_continue || drain(c) < 0)) {
+        c->linger = true;
         return -1; /* a body never asked for (100-continue), too long, or broken */
-    if (c->rw.close || in->upgrade || atomic_load(&s->shutting))
+    }
+    if (c->rw.close || in->upgrade || atomic_load(&s->shutting)) {
+        c->linger = in->pos < in->end && !in->upgrade; /* requests pipelined after it */
         return -1;
+    }
     return 0;
 }
 
@@ -360,7 +382,8 @@ static void conn_main(void *arg)
             break;
     }
 out:
-    np__conn_flush(c);
+    if (np__conn_flush(c) == 0 && c->linger)
+        linger(c);
     conn_end(c);
 }
 
