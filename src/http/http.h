@@ -148,7 +148,7 @@ struct hconn {
     int fd;
     hin in;
     hout out;                    /* responses not written yet (pipelined ones coalesce) */
-    hout arena;                  /* the request's path and query */
+    hout arena;                  /* the request's path and query when it has a query */
     int64_t rd, wd;              /* the read and write deadlines set (np__http_deadline) */
     bool linger;                 /* closing with the client's bytes unread: read them first */
     struct sockaddr_storage peer;

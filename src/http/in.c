@@ -241,14 +241,14 @@ static int make_room(hin *in)
     char *nb = realloc(in->buf, nc);
     if (!nb)
         return -1;
-    /* the head's strings move with the buffer */
+    /* the head's strings move with the buffer (their offsets stay) */
     if (in->head_done) {
         if (in->url.len)
             in->target = nb + in->url.off;
         for (int i = 0; i < in->nh; i++) {
-            in->h[i].name = nb + (in->h[i].name - in->buf);
+            in->h[i].name = nb + in->h[i].n.off;
             if (in->h[i].v.len)
-                in->h[i].value = nb + (in->h[i].value - in->buf);
+                in->h[i].value = nb + in->h[i].v.off;
         }
     }
     in->buf = nb;

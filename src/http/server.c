@@ -284,22 +284,22 @@ static int serve_one(hconn *c)
               : (in->p.flags & F_CONTENT_LENGTH) ? (int64_t)in->p.content_length : 0;
     const char *ex = r->minor >= 1 && !in->msg_done ? np__hin_header(in, "Expect") : NULL;
     r->expect_continue = ex && np__http_eq(ex, "100-continue");
-    /* path and query: a copy of the target, split at '?' */
-    const char *t = in->target;
-    size_t tl = strlen(t);
-    c->arena.len = 0;
-    if (np__hout_put(&c->arena, t, tl + 1) < 0 || np__hout_put(&c->arena, "", 1) < 0) {
-        refuse(c, 500);
-        return -1;
-    }
-    char *path = c->arena.buf, *q = strchr(path, '?');
+    /* path and query: the target itself, or with a query a copy split at '?' */
+    const char *t = in->target, *q = strchr(t, '?');
+    r->path = t;
+    r->query = "";
     if (q) {
-        *q = 0;
-        r->query = q + 1;
-    } else {
-        r->query = path + tl + 1; /* the "" after the copy */
+        c->arena.len = 0;
+        if (np__hout_put(&c->arena, t, strlen(t) + 1) < 0) {
+            refuse(c, 500);
+            return -1;
+        }
+        char *path = c->arena.buf;
+        path[q - t] = 0;
+        r->path = path;
+        r->query = path + (q - t) + 1;
     }
-    r->path = path;
+    const char *path = r->path;
     np__rw_begin(c, in->p.method == HTTP_HEAD);
     if (in->head_end - in->head_start > s->o.max_header_bytes) {
         refuse(c, 431);
