@@ -652,7 +652,9 @@ static void errno_worker(void *arg)
     struct timeval tv = {0, 2000};
     CHECK_EQ(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
     char c;
-    int64_t end = np_now() + 5000 * MS;
+    /* (a worker moves when its timer fires on the busy P: usually within 0.2 s, now and
+     * then after seconds, when the workers happen to sit on the idle P) */
+    int64_t end = np_now() + 20000 * MS;
     for (int i = 0; i < 50 || (atomic_load(&moved) == 0 && np_now() < end); i++) {
         pthread_t before = self_();
         T_ERRNO = 0;
