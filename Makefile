@@ -58,7 +58,9 @@ ifeq ($(VARIANT),clang)
 CXX := clang++
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS_ALL := -pthread -rdynamic $(SAN)
+# TLS (src/tls) is OpenSSL 3's libssl and libcrypto (Debian libssl-dev).
+SSL_LIBS := -lssl -lcrypto
+LDFLAGS_ALL := -pthread -rdynamic $(SAN) $(SSL_LIBS)
 CXXFLAGS_ALL := -std=c++11 -Iinclude -g -pthread $(WARN) -pedantic $(OPT) $(SAN)
 # The shared library's objects: position-independent, the initial-exec TLS model (valid in
 # a library loaded at start-up), and everything hidden but what np.h declares.
@@ -73,7 +75,7 @@ else
 CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
-LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c)
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c src/tls/*.c)
 # The HTTP layer (src/http) with llhttp inside it: one relocatable object whose llhttp
 # names are made local, so that a program may link another llhttp beside libnp.
 HTTP_SRC := $(wildcard src/http/*.c)
@@ -170,7 +172,7 @@ $(B)/libnp-pic.a: $(PIC_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 $(SO): $(PIC_OBJ)
-	@echo "  LD $@"; $(CC) $(SO_LDFLAGS) $^ -o $@ -pthread $(SAN)
+	@echo "  LD $@"; $(CC) $(SO_LDFLAGS) $^ -o $@ -pthread $(SAN) $(SSL_LIBS)
 $(B)/$(SONAME): $(SO)
 	@ln -sf $(notdir $<) $@
 $(B)/libnp.so: $(B)/$(SONAME)
@@ -215,7 +217,7 @@ $(B)/libnp-hook.so: $(B)/$(HOOK_SONAME)
 $(WHITEBOX): $(B)/tests/%: tests/%.c $(WHITEBOX_LIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< $(WHITEBOX_LIB) -o $@ $(LDFLAGS_ALL)
-$(B)/tests/%: tests/%.cpp $(LINK_DEP) include/np.h include/np_http.h
+$(B)/tests/%: tests/%.cpp $(LINK_DEP) include/np.h include/np_http.h include/np_tls.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_ALL) $< $(LINK_LIB) -o $@ $(LDFLAGS_ALL)
 $(B)/bin/np-%: examples/%.c $(LINK_DEP) $(HDRS)
@@ -233,7 +235,7 @@ $(B)/bin/np-echo-shared: examples/echo.c $(B)/$(SONAME) $(HDRS)
 # soname links, np.pc (pkg-config; made from np.pc.in for this PREFIX) and the example programs (linked statically: they run anywhere).
 install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
-	install -m 644 include/np.h include/np_http.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/np.h include/np_http.h include/np_tls.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/libnp.a $(DESTDIR)$(LIBDIR)/libnp.a
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION)
 	ln -sf libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -250,7 +252,7 @@ install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(INCLUDEDIR)/np_http.h $(DESTDIR)$(LIBDIR)/libnp.a \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/np.h $(DESTDIR)$(INCLUDEDIR)/np_http.h $(DESTDIR)$(INCLUDEDIR)/np_tls.h $(DESTDIR)$(LIBDIR)/libnp.a \
 		$(DESTDIR)$(LIBDIR)/libnp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libnp.so $(DESTDIR)$(PKGCONFIGDIR)/np.pc \
 		$(DESTDIR)$(LIBDIR)/libnp-hook.a $(DESTDIR)$(LIBDIR)/libnp-hook.so.$(VERSION) \

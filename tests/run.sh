@@ -41,6 +41,9 @@ ensure_tools() {
     command -v g++ >/dev/null || need+=(g++)
     command -v timeout >/dev/null || need+=(coreutils)
     [ -e /usr/share/llhttp/llhttp.c ] || need+=(node-llhttp) # compiled into libnp (src/http)
+    dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev) # OpenSSL 3 (src/tls)
+    command -v openssl >/dev/null || need+=(openssl)         # certificates, s_server, s_client
+    local arm64=
     for v in "${VARIANTS[@]}"; do
         case $v in
         clang) command -v clang++ >/dev/null || need+=(clang) ;;
@@ -54,6 +57,8 @@ ensure_tools() {
             command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
             [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
             command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+            # OpenSSL for arm64 from Debian's multiarch packages (the architecture added)
+            dpkg -s libssl-dev:arm64 >/dev/null 2>&1 || { need+=(libssl-dev:arm64); arm64=1; }
             ;;
         servers)
             local p
@@ -79,6 +84,7 @@ ensure_tools() {
     local sudo=
     [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo=sudo
     export DEBIAN_FRONTEND=noninteractive
+    [ -n "$arm64" ] && $sudo dpkg --add-architecture arm64
     $sudo apt-get update -qq >/dev/null &&
         $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
         echo "run.sh: could not install ${need[*]}" >&2
@@ -215,7 +221,14 @@ run_variant() {
     shared) make_args=(VARIANT=shared tests) ;;
     aarch64)
         make_args=(VARIANT=aarch64 tests)
-        runner=(qemu-aarch64 -L $QEMU_PREFIX)
+        # With Debian's arm64 libraries installed (multiarch: OpenSSL and the libc it
+        # brings) the loader must be theirs too: a cross prefix's ld.so with the
+        # multiarch libc.so.6 hangs at fork.
+        if [ -e /lib/ld-linux-aarch64.so.1 ]; then
+            runner=(qemu-aarch64 -L /)
+        else
+            runner=(qemu-aarch64 -L $QEMU_PREFIX)
+        fi
         scale=10
         ;;
     *)
