@@ -1,4 +1,5 @@
-/* np-httpd [-d DIR] [PORT]: an HTTP/1.1 server on np. Routes:
+/* np-httpd [-d DIR] [--tls CERT KEY] [PORT]: an HTTP/1.1 server on np, HTTPS with
+ * --tls (PEM certificate chain and key; TLS 1.2 and 1.3, ALPN http/1.1). Routes:
  *   /             "hello, world\n" (the benchmark's page)
  *   /echo         the request body back (streamed: chunked when long)
  *   /static/      files from DIR (default: the current directory), GET and HEAD
@@ -6,6 +7,7 @@
  * NP_PROCS sets the processors. SIGTERM or SIGINT: graceful shutdown (5 s at most). */
 #include <np.h>
 #include <np_http.h>
+#include <np_tls.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 static const char *dir = ".";
 static const char *port = "8080";
 static np_http_server *srv;
+static const char *cert, *key; /* --tls */
 
 static void hello(np_http_req *r, np_http_rw *w, void *arg)
 {
@@ -118,6 +121,15 @@ static void run(void *arg)
         fprintf(stderr, "np-httpd: listen %s: %s\n", addr, strerror(errno));
         exit(1);
     }
+    np_tls_config *tls = NULL;
+    if (cert) {
+        char err[256];
+        np_tls_opts o = {.cert_file = cert, .key_file = key, .alpn = "http/1.1"};
+        if (!(tls = np_tls_config_new(1, &o, err, sizeof err))) {
+            fprintf(stderr, "np-httpd: --tls: %s\n", err);
+            exit(1);
+        }
+    }
     srv = np_http_server_new(NULL);
     np_http_handle(srv, "/", hello, NULL);
     np_http_handle(srv, "/echo", echo, NULL);
@@ -130,12 +142,14 @@ static void run(void *arg)
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd >= 0 && np_fd_open(sfd) == 0)
         np_go(signals, (void *)(intptr_t)sfd);
-    printf("np-httpd: serving http://%s/ (files from %s under /static/)\n", addr, dir);
-    printf("np-httpd: the runtime live: http://%s/debug/np/\n", addr);
+    const char *scheme = tls ? "https" : "http";
+    printf("np-httpd: serving %s://%s/ (files from %s under /static/)\n", scheme, addr, dir);
+    printf("np-httpd: the runtime live: %s://%s/debug/np/\n", scheme, addr);
     fflush(stdout);
-    if (np_http_serve(srv, ln) < 0)
+    if ((tls ? np_http_serve_tls(srv, ln, tls) : np_http_serve(srv, ln)) < 0)
         fprintf(stderr, "np-httpd: serve: %s\n", strerror(errno));
     np_http_server_free(srv);
+    np_tls_config_free(tls);
 }
 
 int main(int argc, char **argv)
@@ -143,10 +157,12 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc)
+            cert = argv[++i], key = argv[++i];
         else if (argv[i][0] != '-')
             port = argv[i];
         else {
-            fprintf(stderr, "usage: np-httpd [-d DIR] [PORT | HOST:PORT]\n");
+            fprintf(stderr, "usage: np-httpd [-d DIR] [--tls CERT KEY] [PORT | HOST:PORT]\n");
             return 2;
         }
     }

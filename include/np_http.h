@@ -9,6 +9,7 @@
 #define NP_HTTP_H
 
 #include <np.h>
+#include <np_tls.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -54,6 +55,11 @@ int np_http_handle(np_http_server *s, const char *pattern, np_http_handler h, vo
  * closes ln on return. Returns 0 after a shutdown, or -1/errno of accept. */
 int np_http_serve(np_http_server *s, int ln);
 
+/* np_http_serve over TLS (HTTPS) with a server config (np_tls_config_new(1, ...), ALPN
+ * "http/1.1" if any); it must stay valid while this runs. Each connection's handshake
+ * runs in its coroutine under the read-header timeout. -1/EINVAL for a NULL cfg. */
+int np_http_serve_tls(np_http_server *s, int ln, np_tls_config *cfg);
+
 /* Graceful shutdown: stop accepting, close idle connections, let the requests in
  * progress finish and close their connections after them. Waits until every connection
  * has ended or until deadline_abs_ns (np_now clock; 0: no limit), when the remaining
@@ -94,6 +100,9 @@ ssize_t np_http_req_read(np_http_req *r, void *buf, size_t len);
 
 /* The peer's address as "IP:PORT". */
 const char *np_http_req_remote(const np_http_req *r);
+
+/* The request's TLS connection (SNI, ALPN, version), or NULL over plain HTTP. */
+np_tls *np_http_req_tls(const np_http_req *r);
 
 /* ---- the response writer ------------------------------------------------------------
  * Status and headers may be set until the first byte of the response is sent. Body
@@ -151,6 +160,11 @@ np_http_client *np_http_client_new(const np_http_client_opts *opts);
 
 /* Close the idle connections and free the client (no response of it may be open). */
 void np_http_client_free(np_http_client *c);
+
+/* The TLS settings for https:// URLs (a client config; the client keeps a reference).
+ * Without this call the first https:// request makes one: the system's CA store, ALPN
+ * "http/1.1". Call before the client is used. 0, or -1/EINVAL (NULL or a server's). */
+int np_http_client_set_tls(np_http_client *c, np_tls_config *cfg);
 
 /* Send a request and receive the response's head. headers: NULL or "Name", "value", ...
  * pairs ending with NULL; body of len bytes (Content-Length) or NULL. A request on a

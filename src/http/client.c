@@ -1,6 +1,8 @@
-/* The HTTP/1.1 client: a request on a pooled connection per HOST:PORT, the response's
- * head parsed by llhttp and its body streamed to the caller. */
+/* The HTTP/1.1 client: a request on a pooled connection per HOST:PORT (and scheme), the
+ * response's head parsed by llhttp and its body streamed to the caller; https:// over
+ * np_tls. */
 #include "http.h"
+#include "../tls/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@ enum { CBUF = 8192, DRAIN_MAX = 256 << 10 };
 typedef struct cconn {
     struct cconn *next;          /* in the client's idle list */
     int fd;
+    np_tls *tls;                 /* https: owns fd; else NULL */
     hin in;
     int64_t rd, wd;              /* deadlines set (np__http_deadline) */
     char key[300];               /* HOST:PORT as np_dial takes it */
@@ -20,8 +23,9 @@ typedef struct cconn {
 
 struct np_http_client {
     np_http_client_opts o;
-    np_mutex mu;                 /* guards idle */
+    np_mutex mu;                 /* guards idle and tls */
     cconn *idle;
+    np_tls_config *tls;          /* for https:// (one reference), made at the first */
 };
 
 struct np_http_resp {
@@ -49,7 +53,10 @@ np_http_client *np_http_client_new(const np_http_client_opts *opts)
 
 static void cconn_close(cconn *cc)
 {
-    np_close(cc->fd);
+    if (cc->tls)
+        np_tls_close(cc->tls);
+    else
+        np_close(cc->fd);
     np__hin_free(&cc->in);
     free(cc);
 }
@@ -63,16 +70,49 @@ void np_http_client_free(np_http_client *c)
         c->idle = cc->next;
         cconn_close(cc);
     }
+    np_tls_config_free(c->tls);
     free(c);
 }
 
-/* "http://HOST[:PORT][/PATH]" into key "HOST:PORT", host (the Host header) and the
- * request target. -1/EINVAL. */
-static int split_url(const char *url, char *key, size_t kl, char *host, size_t hl, const char **target)
+int np_http_client_set_tls(np_http_client *c, np_tls_config *cfg)
 {
-    if (!url || strncasecmp(url, "http://", 7) != 0)
+    if (!c || !cfg || cfg->server) {
+        errno = EINVAL;
+        return -1;
+    }
+    np__tls_config_ref(cfg);
+    np_mutex_lock(&c->mu);
+    np_tls_config *old = c->tls;
+    c->tls = cfg;
+    np_mutex_unlock(&c->mu);
+    np_tls_config_free(old);
+    return 0;
+}
+
+/* The client's TLS config (a reference), made on first use. NULL/errno. */
+static np_tls_config *client_tls(np_http_client *c)
+{
+    np_mutex_lock(&c->mu);
+    if (!c->tls)
+        c->tls = np_tls_config_new(0, &(np_tls_opts){.alpn = "http/1.1"}, NULL, 0);
+    np_tls_config *t = c->tls;
+    if (t)
+        np__tls_config_ref(t);
+    np_mutex_unlock(&c->mu);
+    return t;
+}
+
+/* "http[s]://HOST[:PORT][/PATH]" into key "HOST:PORT", host (the Host header), the
+ * request target and whether it is https. -1/EINVAL. */
+static int split_url(const char *url, char *key, size_t kl, char *host, size_t hl, const char **target,
+                     bool *https)
+{
+    if (!url)
         goto bad;
-    const char *a = url + 7, *e = a + strcspn(a, "/?#");
+    *https = strncasecmp(url, "https://", 8) == 0;
+    if (!*https && strncasecmp(url, "http://", 7) != 0)
+        goto bad;
+    const char *a = url + (*https ? 8 : 7), *e = a + strcspn(a, "/?#");
     size_t al = (size_t)(e - a);
     if (al == 0 || al >= hl)
         goto bad;
@@ -96,7 +136,7 @@ static int split_url(const char *url, char *key, size_t kl, char *host, size_t h
         goto bad;
     memcpy(key, host, strlen(host) + 1);
     if (!port)
-        strcat(key, ":80");
+        strcat(key, *https ? ":443" : ":80");
     *target = e; /* "/PATH?QUERY#FRAGMENT" or "?QUERY" or "" (the caller completes it) */
     return 0;
 bad:
@@ -104,11 +144,11 @@ bad:
     return -1;
 }
 
-static cconn *take_idle(np_http_client *c, const char *key)
+static cconn *take_idle(np_http_client *c, const char *key, bool https)
 {
     np_mutex_lock(&c->mu);
     cconn **pp = &c->idle, *cc;
-    while ((cc = *pp) && strcmp(cc->key, key) != 0)
+    while ((cc = *pp) && (strcmp(cc->key, key) != 0 || (cc->tls != NULL) != https))
         pp = &cc->next;
     if (cc)
         *pp = cc->next;
@@ -116,7 +156,29 @@ static cconn *take_idle(np_http_client *c, const char *key)
     return cc;
 }
 
-static cconn *dial(np_http_client *c, const char *key)
+/* The TLS handshake of a new https connection, within the connect timeout: the server
+ * name is host without its port (and an IPv6 literal's brackets). 0 or -1/errno. */
+static int tls_start(np_http_client *c, cconn *cc, const char *host)
+{
+    char name[300];
+    const char *h = host;
+    size_t n = host[0] == '[' ? strcspn(++h, "]") : strcspn(host, ":");
+    snprintf(name, sizeof name, "%.*s", (int)n, h);
+    np_tls_config *cfg = client_tls(c);
+    if (!cfg)
+        return -1;
+    cc->tls = cc->in.tls = np_tls_client(cc->fd, cfg, name);
+    np_tls_config_free(cfg);
+    if (!cc->tls)
+        return -1;
+    np_set_deadline(cc->fd, np_now() + c->o.connect_timeout_ns);
+    if (np_tls_handshake(cc->tls) < 0)
+        return -1;
+    np_set_deadline(cc->fd, 0);
+    return 0;
+}
+
+static cconn *dial(np_http_client *c, const char *key, bool https, const char *host)
 {
     cconn *cc = calloc(1, sizeof *cc);
     if (!cc)
@@ -133,6 +195,12 @@ static cconn *dial(np_http_client *c, const char *key)
         free(cc);
         return NULL;
     }
+    if (https && tls_start(c, cc, host) < 0) {
+        int e = errno;
+        cconn_close(cc);
+        errno = e;
+        return NULL;
+    }
     return cc;
 }
 
@@ -146,7 +214,7 @@ static int exchange(np_http_client *c, cconn *cc, const hout *head, const void *
     *stale = false;
     np__http_deadline(cc->fd, true, &cc->wd, c->o.timeout_ns);
     struct iovec iov[2] = {{head->buf, head->len}, {(void *)body, len}};
-    if (np_writev(cc->fd, iov, len ? 2 : 1) < 0) {
+    if (np__http_writev(cc->fd, cc->tls, iov, len ? 2 : 1) < 0) {
         *stale = errno == EPIPE || errno == ECONNRESET;
         return -1;
     }
@@ -188,7 +256,8 @@ np_http_resp *np_http_do(np_http_client *c, const char *method, const char *url,
 {
     char key[300], host[300];
     const char *target;
-    if (!c || !method || !*method || split_url(url, key, sizeof key, host, sizeof host, &target) < 0) {
+    bool https;
+    if (!c || !method || !*method || split_url(url, key, sizeof key, host, sizeof host, &target, &https) < 0) {
         errno = EINVAL;
         return NULL;
     }
@@ -218,9 +287,9 @@ np_http_resp *np_http_do(np_http_client *c, const char *method, const char *url,
     }
     bool head_only = strcmp(method, "HEAD") == 0;
     for (int attempt = 0;; attempt++) {
-        cconn *cc = attempt == 0 ? take_idle(c, key) : NULL;
+        cconn *cc = attempt == 0 ? take_idle(c, key, https) : NULL;
         bool reused = cc != NULL;
-        if (!cc && !(cc = dial(c, key)))
+        if (!cc && !(cc = dial(c, key, https, host)))
             break;
         bool stale;
         if (exchange(c, cc, &head, body, len, head_only, &stale) == 0) {

@@ -13,6 +13,7 @@
 #define NP_HTTP_INTERNAL_H
 #include <np.h>
 #include <np_http.h>
+#include <np_tls.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +29,7 @@ typedef struct hhdr {
 
 typedef struct hin {
     int fd;
+    np_tls *tls;                 /* HTTPS: bytes come through it (it owns fd) */
     char *buf;
     size_t cap, pos, end;        /* pos <= end <= cap (see above) */
     size_t head_start;           /* where the current message's head began */
@@ -76,8 +78,10 @@ int np__hout_grow(hout *o, size_t n);
 int np__hout_put(hout *o, const void *p, size_t n);
 int np__hout_printf(hout *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int np__hout_vprintf(hout *o, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* Write it all to fd with data after it (data may be NULL). 0 or -1/errno. */
-int np__hout_flush(hout *o, int fd, const void *data, size_t n);
+/* Write cnt buffers to fd, or through tls when it is not NULL. The count or -1/errno. */
+ssize_t np__http_writev(int fd, np_tls *tls, const struct iovec *iov, int cnt);
+/* Write it all to fd (or tls) with data after it (data may be NULL). 0 or -1/errno. */
+int np__hout_flush(hout *o, int fd, np_tls *tls, const void *data, size_t n);
 
 /* The current "Date: ...\r\n" line (cached per thread, per second). */
 const char *np__http_date(size_t *len);
@@ -146,6 +150,7 @@ struct hconn {
     hconn *prev, *next;          /* in s->conns (s->mu) */
     _Atomic int state;           /* C_* */
     int fd;
+    np_tls *tls;                 /* HTTPS (np_http_serve_tls), owning fd; else NULL */
     hin in;
     hout out;                    /* responses not written yet (pipelined ones coalesce) */
     hout arena;                  /* the request's path and query when it has a query */

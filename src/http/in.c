@@ -260,7 +260,8 @@ ssize_t np__hin_fill(hin *in)
 {
     if (make_room(in) < 0)
         return -1;
-    ssize_t n = np_read(in->fd, in->buf + in->end, in->cap - in->end);
+    ssize_t n = in->tls ? np_tls_read(in->tls, in->buf + in->end, in->cap - in->end)
+                        : np_read(in->fd, in->buf + in->end, in->cap - in->end);
     if (n > 0)
         in->end += (size_t)n;
     return n;

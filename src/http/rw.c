@@ -23,7 +23,7 @@ int np__conn_flush(hconn *c)
     if (!c->out.len)
         return 0;
     np__conn_deadline(c, true, c->s->o.write_timeout_ns);
-    return np__hout_flush(&c->out, c->fd, NULL, 0);
+    return np__hout_flush(&c->out, c->fd, c->tls, NULL, 0);
 }
 
 void np__rw_begin(hconn *c, bool head)
@@ -53,7 +53,7 @@ static int emit(np_http_rw *w, const void *p, size_t n)
     int r;
     if (n >= DIRECT) {
         np__conn_deadline(c, true, c->s->o.write_timeout_ns);
-        r = np__hout_flush(&c->out, c->fd, p, n);
+        r = np__hout_flush(&c->out, c->fd, c->tls, p, n);
     } else {
         r = np__hout_put(&c->out, p, n);
         if (r == 0 && c->out.len >= OUT_MAX)

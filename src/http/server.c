@@ -112,6 +112,7 @@ const char *np_http_req_path(const np_http_req *r) { return r->path; }
 const char *np_http_req_query(const np_http_req *r) { return r->query; }
 int np_http_req_minor(const np_http_req *r) { return r->minor; }
 int64_t np_http_req_content_length(const np_http_req *r) { return r->clen; }
+np_tls *np_http_req_tls(const np_http_req *r) { return r->c->tls; }
 const char *np_http_req_remote(const np_http_req *r)
 {
     hconn *c = r->c;
@@ -258,6 +259,8 @@ static void refuse(hconn *c, int code)
  * (until it closes, 256 KiB, or a second). */
 static void linger(hconn *c)
 {
+    if (c->tls && np_tls_shutdown(c->tls) < 0) /* close_notify, then TCP's end */
+        return;
     if (np_shutdown(c->fd, SHUT_WR) < 0)
         return;
     np__conn_deadline(c, false, 1000000000LL);
@@ -399,7 +402,10 @@ static void conn_end(hconn *c)
     if (c->next)
         c->next->prev = c->prev;
     np_mutex_unlock(&s->mu);
-    np_close(c->fd);
+    if (c->tls)
+        np_tls_close(c->tls); /* close_notify if it goes out at once; closes fd */
+    else
+        np_close(c->fd);
     np__hin_free(&c->in);
     free(c->out.buf);
     free(c->arena.buf);
@@ -413,10 +419,16 @@ static void conn_end(hconn *c)
     np_wg_done(&s->wg);
 }
 
-static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *ss)
+/* The handshake runs at the connection's first read, under the read-header timeout. */
+static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *ss, np_tls_config *tls)
 {
     hconn *c = calloc(1, sizeof *c);
     if (!c || np__hin_init(&c->in, fd, HTTP_REQUEST, RBUF, s->o.max_header_bytes) < 0) {
+        free(c);
+        return -1;
+    }
+    if (tls && !(c->tls = c->in.tls = np_tls_server(fd, tls))) {
+        np__hin_free(&c->in);
         free(c);
         return -1;
     }
@@ -437,7 +449,7 @@ static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *
     return 0;
 }
 
-int np_http_serve(np_http_server *s, int ln)
+static int serve(np_http_server *s, int ln, np_tls_config *tls)
 {
     np_wg_add(&s->wg, 1); /* (np_http_server_free waits for this call to return too) */
     atomic_store(&s->ln, ln);
@@ -457,7 +469,7 @@ int np_http_serve(np_http_server *s, int ln)
             errno = e;
             return -1;
         }
-        if (atomic_load(&s->shutting) || conn_start(s, fd, &ss) < 0) {
+        if (atomic_load(&s->shutting) || conn_start(s, fd, &ss, tls) < 0) {
             np_close(fd);
             continue;
         }
@@ -466,6 +478,18 @@ int np_http_serve(np_http_server *s, int ln)
     np_close(ln);
     np_wg_done(&s->wg);
     return 0;
+}
+
+int np_http_serve(np_http_server *s, int ln) { return serve(s, ln, NULL); }
+
+int np_http_serve_tls(np_http_server *s, int ln, np_tls_config *cfg)
+{
+    if (!cfg) {
+        np_close(ln);
+        errno = EINVAL;
+        return -1;
+    }
+    return serve(s, ln, cfg);
 }
 
 /* Make the connections' waits fail now: the idle ones (CAS), or all. */

@@ -63,7 +63,14 @@ int np__hout_printf(hout *o, const char *fmt, ...)
     return r;
 }
 
-int np__hout_flush(hout *o, int fd, const void *data, size_t n)
+ssize_t np__http_writev(int fd, np_tls *tls, const struct iovec *iov, int cnt)
+{
+    if (tls)
+        return cnt == 1 ? np_tls_write(tls, iov[0].iov_base, iov[0].iov_len) : np_tls_writev(tls, iov, cnt);
+    return cnt == 1 ? np_write(fd, iov[0].iov_base, iov[0].iov_len) : np_writev(fd, iov, cnt);
+}
+
+int np__hout_flush(hout *o, int fd, np_tls *tls, const void *data, size_t n)
 {
     struct iovec iov[2];
     int cnt = 0;
@@ -74,8 +81,7 @@ int np__hout_flush(hout *o, int fd, const void *data, size_t n)
     o->len = 0;
     if (cnt == 0)
         return 0;
-    ssize_t r = cnt == 1 ? np_write(fd, iov[0].iov_base, iov[0].iov_len) : np_writev(fd, iov, cnt);
-    return r < 0 ? -1 : 0;
+    return np__http_writev(fd, tls, iov, cnt) < 0 ? -1 : 0;
 }
 
 const char *np__http_date(size_t *len)
