@@ -3,7 +3,8 @@
 # HTTP/1.0, HEAD, chunked upload, 100-continue, a static file, a graceful stop on
 # SIGTERM), then tests/http_clients.py (Python's http.client, pipelining, 10,000 idle
 # keep-alive connections with the RSS per connection, /debug/np/ in headless Chromium
-# with a screenshot). Loopback only; the server is started here and stopped by pid.
+# with a screenshot), then np-httpd --tls against curl --cacert (TLS 1.2 and 1.3, ALPN,
+# keep-alive, an upload, verification failures). Loopback only; the server is started here and stopped by pid.
 # Usage: tests/http.sh [BUILD_DIR]   (default build; artifacts in build/test-logs/http/artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +78,44 @@ wait "$pid" || rc=$?
 pid=
 cmp -s "$ART/term.out" "$ART/www/blob.bin" && [ "$rc" = 0 ] && grep -q "shutting down" "$ART/np-httpd.log" &&
     ok sigterm_graceful_request_finished || bad sigterm_graceful_request_finished "exit $rc, curl $(cat "$ART/term.rc")"
+
+# ---- HTTPS: np-httpd --tls against curl -------------------------------------------------------
+certs=$PWD/build/test-certs
+bash tests/certs.sh "$certs" || bad certs "tests/certs.sh failed"
+tport=$(free_port)
+NP_PROCS=1 "$B/bin/np-httpd" --tls "$certs/server.pem" "$certs/server.key" -d "$ART/www" "$tport" \
+    >"$ART/np-httpd-tls.log" 2>&1 &
+pid=$!
+turl=https://localhost:$tport
+ready curl -sf --cacert "$certs/ca.pem" "$turl/" || echo "np-httpd --tls did not start: $(cat "$ART/np-httpd-tls.log")"
+ct() { curl -sS --max-time 20 --cacert "$certs/ca.pem" "$@"; }
+out=$(ct -v "$turl/" "$turl/" 2>&1)
+echo "$out" | grep -q "SSL certificate verify ok" && echo "$out" | grep -q "ALPN: server accepted http/1.1" &&
+    echo "$out" | grep -q "Re-using existing connection" && [ "$(echo "$out" | grep -c '^hello, world')" = 2 ] &&
+    ok curl_https_verified_alpn_keepalive || bad curl_https_verified_alpn_keepalive "$(echo "$out" | grep -E '^\*' | tail -n 5)"
+for v in 1.2 1.3; do
+    out=$(ct -v --tlsv$v --tls-max $v "$turl/" 2>&1)
+    echo "$out" | grep -q "SSL connection using TLSv$v" && echo "$out" | grep -q '^hello, world' &&
+        ok curl_https_tls$v || bad curl_https_tls$v "$(echo "$out" | grep -E 'SSL connection|error' | head -n 2)"
+done
+ct -H "Transfer-Encoding: chunked" --data-binary @"$ART/www/blob.bin" "$turl/echo" -o "$ART/tls-echo.out"
+cmp -s "$ART/tls-echo.out" "$ART/www/blob.bin" && ok curl_https_upload_3mb || bad curl_https_upload_3mb "echo differs"
+ct "$turl/static/blob.bin" -o "$ART/tls-static.out"
+cmp -s "$ART/tls-static.out" "$ART/www/blob.bin" && ok curl_https_static_file || bad curl_https_static_file "differs"
+rc=0
+curl -sS --max-time 20 "$turl/" >/dev/null 2>"$ART/tls-noca.err" || rc=$?
+[ "$rc" = 60 ] && ok curl_https_unknown_ca_refused || bad curl_https_unknown_ca_refused "curl exit $rc"
+rc=0
+ct --resolve "wrong.example:$tport:127.0.0.1" "https://wrong.example:$tport/" >/dev/null 2>"$ART/tls-name.err" || rc=$?
+[ "$rc" = 60 ] && grep -qi "subject" "$ART/tls-name.err" && ok curl_https_wrong_name_refused ||
+    bad curl_https_wrong_name_refused "curl exit $rc: $(cat "$ART/tls-name.err")"
+out=$(curl -sS --max-time 5 "http://127.0.0.1:$tport/" 2>&1)
+[ "$out" != "hello, world" ] && ok plain_http_to_https_port_refused || bad plain_http_to_https_port_refused "answered"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] && ok https_sigterm_exit || bad https_sigterm_exit "exit $rc"
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -179,6 +179,32 @@ static inline void t_procs(int n)
 /* np_run that must succeed. */
 #define T_RUN(fn, arg) CHECK_EQ(np_run((fn), (arg)), 0)
 
+/* The test certificates (tests/certs.sh, made on first use into NP_TLS_CERTS or
+ * build/test-certs; the working directory is the tree's top): the directory, and the
+ * path of one file in it (8 rotating buffers). */
+static inline const char *t_cert_dir(void)
+{
+    static char d[256];
+    if (!d[0]) {
+        const char *e = getenv("NP_TLS_CERTS");
+        snprintf(d, sizeof d, "%.200s", e && *e ? e : "build/test-certs");
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "bash tests/certs.sh %.256s >/dev/null 2>&1", d);
+        if (system(cmd) != 0)
+            FAILF("tests/certs.sh %.100s failed", d);
+    }
+    return d;
+}
+
+static inline const char *t_cert(const char *name)
+{
+    static char b[8][300];
+    static int i;
+    char *p = b[i++ % 8];
+    snprintf(p, 300, "%.200s/%.90s", t_cert_dir(), name);
+    return p;
+}
+
 /* Small deterministic random numbers (xorshift64*). */
 static inline uint64_t t_rand(uint64_t *s)
 {

@@ -22,6 +22,7 @@ typedef struct srv {
     char url[64];
     np_wg done;          /* np_http_serve returned */
     int serve_ret;
+    np_tls_config *tls;  /* set before srv_start: np_http_serve_tls */
 } srv;
 
 static np_chan *entered; /* /wait: a handler is in */
@@ -120,6 +121,10 @@ static void info(np_http_req *r, np_http_rw *w, void *a)
     CHECK_EQ(np_http_req_header_at(r, 0, &n, &val), 0);
     np_http_printf(w, "first=%s: %s\nremote=%.10s\n", n, val, np_http_req_remote(r));
     CHECK_ERR(np_http_req_header_at(r, 99, &n, &val), EINVAL);
+    np_tls *t = np_http_req_tls(r);
+    if (t)
+        np_http_printf(w, "tls=%s sni=%s alpn=%s\n", np_tls_version(t), np_tls_servername(t),
+                       np_tls_alpn(t));
 }
 
 static void flusher(np_http_req *r, np_http_rw *w, void *a)
@@ -150,13 +155,15 @@ static void big(np_http_req *r, np_http_rw *w, void *a)
 static void serve_co(void *a)
 {
     srv *v = a;
-    v->serve_ret = np_http_serve(v->s, v->ln);
+    v->serve_ret = v->tls ? np_http_serve_tls(v->s, v->ln, v->tls) : np_http_serve(v->s, v->ln);
     np_wg_done(&v->done);
 }
 
 static void srv_start(srv *v, const np_http_opts *o)
 {
+    np_tls_config *tls = v->tls;
     memset(v, 0, sizeof *v);
+    v->tls = tls;
     CHECK((v->s = np_http_server_new(o)) != NULL);
     CHECK_EQ(np_http_handle(v->s, "/hello", hello, NULL), 0);
     CHECK_EQ(np_http_handle(v->s, "/echo", echo, NULL), 0);
@@ -175,7 +182,7 @@ static void srv_start(srv *v, const np_http_opts *o)
     socklen_t sl = sizeof sa;
     CHECK_EQ(getsockname(v->ln, (struct sockaddr *)&sa, &sl), 0);
     v->port = ntohs(sa.sin_port);
-    snprintf(v->url, sizeof v->url, "http://127.0.0.1:%d", v->port);
+    snprintf(v->url, sizeof v->url, "%s://127.0.0.1:%d", tls ? "https" : "http", v->port);
     np_wg_add(&v->done, 1);
     CHECK(np_go(serve_co, v) > 0);
 }
@@ -1054,7 +1061,82 @@ static void t_client_against_nginx(void)
     T_RUN(m_nginx, (void *)base);
 }
 
+/* HTTPS: np_http_serve_tls and the client's https:// (keep-alive over one TLS
+ * connection, a 1 MiB body both ways, the handler sees the TLS connection), the
+ * client's default config (the system's CA store) refusing the test CA, and a plain
+ * HTTP request to the HTTPS port getting no HTTP answer. */
+/* A response body into buf (up to cap): its length, or -1. */
+static ssize_t resp_all(np_http_resp *r, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t k = 0;
+    while (got < cap && (k = np_http_resp_read(r, buf + got, cap - got)) > 0)
+        got += (size_t)k;
+    return k < 0 ? -1 : (ssize_t)got;
+}
+
+static void m_https(void *a)
+{
+    (void)a;
+    char err[256];
+    np_tls_opts so = {.cert_file = t_cert("server.pem"), .key_file = t_cert("server.key"),
+                      .alpn = "http/1.1"};
+    srv v = {.tls = np_tls_config_new(1, &so, err, sizeof err)};
+    if (!v.tls)
+        FAILF("%s", err);
+    srv_start(&v, NULL);
+    np_http_client *c = np_http_client_new(NULL);
+    np_tls_config *cc = np_tls_config_new(0, &(np_tls_opts){.ca_file = t_cert("ca.pem"), .alpn = "http/1.1"},
+                                          err, sizeof err);
+    CHECK(cc != NULL);
+    CHECK_EQ(np_http_client_set_tls(c, cc), 0);
+    np_tls_config_free(cc); /* the client holds its own reference */
+    char url[96], buf[256];
+    for (int i = 0; i < 20; i++) {
+        snprintf(url, sizeof url, "https://localhost:%d/info/x?i=%d", v.port, i);
+        np_http_resp *r = np_http_get(c, url);
+        if (!r)
+            FAILF("GET %s: %s", url, strerror(t_errno()));
+        CHECK_EQ(np_http_resp_status(r), 200);
+        ssize_t n = resp_all(r, buf, sizeof buf - 1);
+        CHECK(n > 0);
+        buf[n] = 0;
+        CHECK(strstr(buf, "tls=TLSv1.3 sni=localhost alpn=http/1.1") != NULL);
+        np_http_resp_close(r);
+        CHECK_EQ(np_http_server_conns(v.s), 1); /* one TLS connection kept alive */
+    }
+    size_t len = 1 << 20;
+    char *body = malloc(len), *back = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (char)(i * 7 + (i >> 9));
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/echo", v.port);
+    np_http_resp *r = np_http_do(c, "POST", url, NULL, body, len);
+    CHECK(r != NULL);
+    CHECK_EQ(np_http_resp_status(r), 200);
+    CHECK_EQ(resp_all(r, back, len), (ssize_t)len);
+    CHECK(memcmp(body, back, len) == 0);
+    np_http_resp_close(r);
+    free(body), free(back);
+    np_http_client_free(c);
+    /* the default config: the system's store does not know the test CA */
+    c = np_http_client_new(NULL);
+    snprintf(url, sizeof url, "https://localhost:%d/hello", v.port);
+    CHECK(np_http_get(c, url) == NULL);
+    CHECK_EQ(t_errno(), EKEYREJECTED);
+    np_http_client_free(c);
+    /* plain HTTP to the HTTPS port: the handshake fails, no HTTP answer */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hello", v.port);
+    c = np_http_client_new(NULL);
+    CHECK(np_http_get(c, url) == NULL);
+    np_http_client_free(c);
+    srv_stop(&v);
+    np_tls_config_free(v.tls);
+}
+
+static void t_https(void) { T_RUN(m_https, NULL); }
+
 static const t_case cases[] = {
+    T(t_https),
     T(t_hello_keepalive_404_redirect),
     T(t_request_method_target_query_headers),
     T(t_pipelining_in_order_byte_exact_one_write),

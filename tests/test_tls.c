@@ -28,29 +28,8 @@
 extern char **environ;
 
 /* ---- certificates and peers ------------------------------------------------------- */
-static const char *cdir(void)
-{
-    static char d[256];
-    if (!d[0]) {
-        const char *e = getenv("NP_TLS_CERTS");
-        snprintf(d, sizeof d, "%s", e && *e ? e : "build/test-certs");
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "bash tests/certs.sh %s >/dev/null 2>&1", d);
-        if (system(cmd) != 0)
-            FAILF("tests/certs.sh %s failed", d);
-    }
-    return d;
-}
-
-/* cdir()/name, in one of 8 rotating buffers. */
-static const char *cf(const char *name)
-{
-    static char b[8][300];
-    static int i;
-    char *p = b[i++ % 8];
-    snprintf(p, 300, "%s/%s", cdir(), name);
-    return p;
-}
+#define cdir t_cert_dir
+#define cf t_cert
 
 static int free_port(void)
 {
