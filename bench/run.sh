@@ -56,3 +56,4 @@ make -s build/bin/np-redisload >/dev/null && bash bench/redis.sh "$rounds"
 
 echo "== HTTP hello: np-httpd vs nginx (one worker) and Go net/http, wrk on CPU 1"
 bash bench/http.sh "$rounds" "$secs"
+bash bench/https.sh "$rounds" "$secs"

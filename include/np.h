@@ -19,9 +19,9 @@
 /* The version of this header; np_version() gives the library's. A change of the major
  * version (the shared library's soname, libnp.so.MAJOR) breaks the ABI. */
 #define NP_VERSION_MAJOR 0
-#define NP_VERSION_MINOR 13
+#define NP_VERSION_MINOR 14
 #define NP_VERSION_PATCH 0
-#define NP_VERSION_STRING "0.13.0"
+#define NP_VERSION_STRING "0.14.0"
 
 #ifdef __cplusplus
 extern "C" {

@@ -31,7 +31,7 @@ installed() {
     make -s install DESTDIR="$dest" PREFIX=$prefix >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; return 1; }
     local ver f
     ver=$(sed -n 's/^#define NP_VERSION_STRING "\(.*\)"/\1/p' include/np.h)
-    for f in include/np.h include/np_http.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
+    for f in include/np.h include/np_http.h include/np_tls.h lib/libnp.a "lib/libnp.so.$ver" lib/pkgconfig/np.pc bin/np-echo bin/np-telnet \
         bin/np-chat bin/np-netlog bin/np-httpd lib/libnp-hook.a "lib/libnp-hook.so.$ver" lib/pkgconfig/np-hook.pc; do
         [ -f "$dest$prefix/$f" ] || { echo "missing $prefix/$f"; return 1; }
     done
@@ -42,8 +42,8 @@ installed() {
 }
 check make_install_layout installed
 
-# Only np_ names leave the shared library (nm -D), and every function np.h and np_http.h
-# declare does;
+# Only np_ names leave the shared library (nm -D), and every function np.h, np_http.h and
+# np_tls.h declare does;
 # besides them, the np__hook_ interface of libnp-hook (src/fd/fd.h) and nothing else.
 exports() {
     local so=$lib/libnp.so names decl missing
@@ -53,7 +53,7 @@ exports() {
         { echo "np__hook_ exports differ from src/fd/fd.h: $hookabi"; return 1; }
     [ -n "$names" ] || { echo "no exports"; return 1; }
     if grep -v '^np_[a-z]' <<<"$names"; then echo "^ exported but not public API"; return 1; fi
-    decl=$(cat include/np.h include/np_http.h | grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
+    decl=$(cat include/np.h include/np_http.h include/np_tls.h | grep -oE '^[A-Za-z_][A-Za-z_0-9 *]*[ *]np_[a-z_0-9]+\(' | grep -oE 'np_[a-z_0-9]+\($' | tr -d '(' | sort -u)
     missing=$(comm -23 <(echo "$decl") <(echo "$names"))
     [ -z "$missing" ] || { echo "declared in np.h but not exported: $missing"; return 1; }
     extra=$(comm -13 <(echo "$decl") <(echo "$names"))
@@ -158,6 +158,8 @@ check cxx_against_installed cxx_prog
 guide_prog() {
     local name=$1
     cd "$proj/guide" || return 1
+    # the TLS section's program reads certs/ (tests/certs.sh: a CA and a localhost certificate)
+    bash "$root/tests/certs.sh" certs >/dev/null || return 1
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Wextra -Werror "$name.c" $(pkg-config --cflags --libs np) -o "$name" || return 1
     LD_LIBRARY_PATH=$lib timeout 30 "./$name"
