@@ -1084,7 +1084,7 @@ static void m_https(void *a)
     srv v = {.tls = np_tls_config_new(1, &so, err, sizeof err)};
     if (!v.tls)
         FAILF("%s", err);
-    srv_start(&v, NULL);
+    srv_start(&v, &(np_http_opts){.read_header_timeout_ns = 500 * MS});
     np_http_client *c = np_http_client_new(NULL);
     np_tls_config *cc = np_tls_config_new(0, &(np_tls_opts){.ca_file = t_cert("ca.pem"), .alpn = "http/1.1"},
                                           err, sizeof err);
@@ -1124,6 +1124,16 @@ static void m_https(void *a)
     CHECK(np_http_get(c, url) == NULL);
     CHECK_EQ(t_errno(), EKEYREJECTED);
     np_http_client_free(c);
+    /* a client that connects and never starts its handshake: closed after the
+     * read-header timeout */
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", v.port);
+    int fd = np_dial("tcp", addr, 5 * SEC);
+    int64_t t0 = np_now();
+    CHECK_EQ(np_read(fd, buf, sizeof buf), 0);
+    int64_t took = np_now() - t0;
+    CHECK(took >= 500 * MS && took < 5 * SEC);
+    np_close(fd);
     /* plain HTTP to the HTTPS port: the handshake fails, no HTTP answer */
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hello", v.port);
     c = np_http_client_new(NULL);

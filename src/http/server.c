@@ -344,6 +344,12 @@ static void conn_main(void *arg)
     hconn *c = arg;
     np_http_server *s = c->s;
     hin *in = &c->in;
+    /* HTTPS: the handshake first, within the time a request head has */
+    if (c->tls) {
+        np__conn_deadline(c, false, s->o.read_header_timeout_ns);
+        if (np_tls_handshake(c->tls) < 0)
+            goto out;
+    }
     for (;;) {
         np__hin_next(in);
         if (in->pos == in->end) {
