@@ -1117,6 +1117,19 @@ static void m_https(void *a)
     CHECK(memcmp(body, back, len) == 0);
     np_http_resp_close(r);
     free(body), free(back);
+    /* the TLS counters in /debug/np/vars (over HTTPS too) */
+    snprintf(url, sizeof url, "https://localhost:%d/debug/np/vars", v.port);
+    static char js[8192];
+    CHECK((r = np_http_get(c, url)) != NULL);
+    CHECK(resp_all(r, js, sizeof js - 1) > 0);
+    np_http_resp_close(r);
+    np_tls_stats ts;
+    np_tls_stats_get(&ts);
+    const char *h = strstr(js, "\"tls\":{\"open\":");
+    CHECK(h && strstr(h, "\"handshakes\":") && strstr(h, "\"ktls_available\":"));
+    CHECK_EQ(atol(h + 14), ts.open); /* two kept connections: the client's and the server's sides */
+    CHECK_EQ(ts.open, 4);
+    CHECK(atol(strstr(h, "\"handshakes\":") + 13) >= 2);
     np_http_client_free(c);
     /* the default config: the system's store does not know the test CA */
     c = np_http_client_new(NULL);

@@ -38,9 +38,17 @@ static void vars(np_http_rw *w)
     np_http_printf(w,
                    "},\"procs\":%" PRId64 ",\"threads\":%" PRId64 ",\"polls\":%" PRId64
                    ",\"events\":%" PRId64 ",\"steals\":%" PRId64 ",\"switches\":%" PRId64
-                   ",\"timers\":%" PRId64 ",\"fds\":%" PRId64 ",\"stack_trims\":%" PRId64 "}\n",
+                   ",\"timers\":%" PRId64 ",\"fds\":%" PRId64 ",\"stack_trims\":%" PRId64 ",",
                    s.procs, s.threads, s.polls, s.events, s.steals, s.switches, s.timers, s.fds,
                    s.stack_trims);
+    np_tls_stats t;
+    np_tls_stats_get(&t);
+    np_http_printf(w,
+                   "\"tls\":{\"open\":%" PRId64 ",\"handshakes\":%" PRId64 ",\"resumed\":%" PRId64
+                   ",\"failed\":%" PRId64 ",\"ktls_tx\":%" PRId64 ",\"ktls_rx\":%" PRId64
+                   ",\"ktls_available\":%s}}\n",
+                   t.open, t.handshakes, t.resumed, t.failed, t.ktls_tx, t.ktls_rx,
+                   t.ktls_available ? "true" : "false");
 }
 
 /* The dump goes to a memory file (np_dump writes to a descriptor), then to the body. */
