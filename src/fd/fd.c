@@ -419,8 +419,9 @@ static inline __attribute__((always_inline)) ssize_t op_read(int fd, void *a)
  * edge-triggered poller any data since has left a readiness mark; so wait for it
  * instead of paying a read() that would return EAGAIN. Not once the peer hung up:
  * end of file is a state, and its one edge may have been consumed already. */
-static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent *e, size_t want,
-                                                               ssize_t (*op)(int, void *), void *arg)
+static inline __attribute__((always_inline)) ssize_t read_loop_as(int fd, np_fdent *e, size_t want,
+                                                                  ssize_t (*op)(int, void *), void *arg,
+                                                                  const bool *drained)
 {
     if (edge_only(e)) {
         int err = np__pd_wait(e->pd, PD_R);
@@ -429,7 +430,25 @@ static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent 
     }
     e->drained = false;
     ssize_t r = io_loop(fd, e, PD_R, op, arg);
-    e->drained = e->stream && r > 0 && (size_t)r < want;
+    e->drained = e->stream && r > 0 && (drained ? *drained : (size_t)r < want);
+    return r;
+}
+
+/* A short read (fewer bytes than wanted) drained the socket. */
+static inline __attribute__((always_inline)) ssize_t read_loop(int fd, np_fdent *e, size_t want,
+                                                               ssize_t (*op)(int, void *), void *arg)
+{
+    return read_loop_as(fd, e, want, op, arg, NULL);
+}
+
+ssize_t np__fd_read_io(int fd, ssize_t (*op)(int, void *), void *arg, bool *drained)
+{
+    np_fdent *e = begin(fd, PD_R);
+    if (!e)
+        return -np__errno();
+    *drained = false;
+    ssize_t r = read_loop_as(fd, e, 0, op, arg, drained);
+    end(e, PD_R);
     return r;
 }
 

@@ -8,6 +8,12 @@
 /* Run op(fd, arg) in turn with other readers (mode PD_R) or writers (PD_W), parking
  * on EAGAIN until the fd is ready in mode. */
 ssize_t np__fd_io(int fd, int mode, ssize_t (*op)(int, void *), void *arg);
+/* np__fd_io for a reader whose op knows better than its result whether it drained the
+ * socket (TLS: the raw read under a decrypting one): op sets *drained (false before each
+ * call) when it did, and the next read waits for an edge instead of calling op for an
+ * EAGAIN, as after a short np_read. *drained must only be set for a read made after the
+ * current call began. */
+ssize_t np__fd_read_io(int fd, ssize_t (*op)(int, void *), void *arg, bool *drained);
 /* Park until fd is ready in mode (or its deadline passes, or it is closed), taking the
  * readers' or writers' turn. 0 or -errno (np_wait_readable/np_wait_writable). */
 int np__fd_wait(int fd, int mode);

@@ -42,7 +42,7 @@ int np__tls_ktls_available(void)
     return ktls_avail;
 }
 
-static bool ktls_wanted(void)
+int np__tls_ktls_wanted(void)
 {
     np__tls_ktls_available();
     return ktls_force >= 0 ? ktls_force : ktls_avail;
@@ -220,7 +220,7 @@ np_tls_config *np_tls_config_new(int server, const np_tls_opts *opts, char *err,
     SSL_CTX_set_min_proto_version(x, lo);
     SSL_CTX_set_max_proto_version(x, hi);
     SSL_CTX_set_options(x, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    if (ktls_wanted() && !o->no_ktls)
+    if (np__tls_ktls_wanted() && !o->no_ktls)
         SSL_CTX_set_options(x, SSL_OP_ENABLE_KTLS);
     /* Writes go on from where a partial one stopped (np_tls_write loops); idle
      * connections give their record buffers back; reads take what the socket has (one

@@ -25,6 +25,7 @@ struct call {
     int kind;
     int mode;         /* PD_R or PD_W: whose turn, and what EAGAIN waits for */
     int want;         /* set when OpenSSL wants the other direction */
+    bool drained;     /* a read that emptied the socket and left OpenSSL nothing */
     void *buf;
     size_t len;
 };
@@ -65,6 +66,8 @@ static ssize_t op(int fd, void *a)
     np_spin_lock(&t->lk);
     ERR_clear_error();
     errno = 0;
+    t->rshort = false;
+    c->drained = false;
     size_t n = 0;
     int r;
     switch (c->kind) {
@@ -73,6 +76,9 @@ static ssize_t op(int fd, void *a)
         break;
     case OP_READ:
         r = SSL_read_ex(t->ssl, c->buf, c->len, &n);
+        /* the socket is empty (a raw read of this call was short) and OpenSSL holds
+         * nothing: the next read may wait for an edge without a system call */
+        c->drained = r > 0 && t->rshort && !SSL_has_pending(t->ssl);
         break;
     case OP_WRITE:
         r = SSL_write_ex(t->ssl, c->buf, c->len, &n);
@@ -112,7 +118,8 @@ static ssize_t op(int fd, void *a)
             break;
         }
     }
-    ERR_clear_error();
+    if (r <= 0)
+        ERR_clear_error(); /* nothing of this call left for the thread's next user */
     np_spin_unlock(&t->lk);
     errno = en;
     return ret;
@@ -125,7 +132,8 @@ static ssize_t drive(np_tls *t, struct call *c)
 {
     for (;;) {
         c->want = 0;
-        ssize_t r = np__fd_io(t->fd, c->mode, op, c);
+        ssize_t r = c->kind == OP_READ && t->own_bio ? np__fd_read_io(t->fd, op, c, &c->drained)
+                                                     : np__fd_io(t->fd, c->mode, op, c);
         if (r != -EINPROGRESS)
             return r;
         int err = np__fd_wait(t->fd, c->want);
@@ -161,15 +169,21 @@ static np_tls *conn_new(int fd, np_tls_config *cfg)
         return NULL;
     }
     ERR_clear_error();
-    if (!(t->ssl = SSL_new(cfg->ctx)) || SSL_set_fd(t->ssl, fd) != 1) {
+    t->fd = fd;
+    /* np's BIO unless kTLS is wanted (which needs OpenSSL's socket BIO) */
+    t->own_bio = !(SSL_CTX_get_options(cfg->ctx) & SSL_OP_ENABLE_KTLS);
+    BIO *b = NULL;
+    if (!(t->ssl = SSL_new(cfg->ctx)) ||
+        (t->own_bio ? !(b = np__tls_bio(t)) : SSL_set_fd(t->ssl, fd) != 1)) {
         ERR_clear_error();
         SSL_free(t->ssl);
         free(t);
         errno = ENOMEM;
         return NULL;
     }
+    if (b)
+        SSL_set_bio(t->ssl, b, b);
     SSL_set_app_data(t->ssl, t);
-    t->fd = fd;
     t->cfg = cfg;
     np__tls_config_ref(cfg);
     atomic_fetch_add(&np__tls_open, 1);

@@ -47,12 +47,20 @@ struct np_tls {
     _Atomic int closed;       /* np_tls_close ran: every call fails with EBADF */
     _Atomic int calls;        /* public calls in progress: np_tls_close frees t after them */
     int ktls;                 /* bit 0 send, bit 1 receive (after the handshake) */
+    bool own_bio;             /* np's BIO (bio.c) rather than OpenSSL's socket BIO (kTLS) */
+    bool rshort;              /* np's BIO: a raw read of this SSL call came back short
+                               * or empty (under lk; cleared before each call) */
+    bool reof;                /* np's BIO: a raw read returned end of file */
     char alpn[32];            /* after the handshake, "" if none */
     char skey[160];           /* client: the session cache's key; "" on a server */
     char err[240];            /* last failure's message (under lk, or the failing call) */
 };
 
+/* bio.c: a BIO over fd for t (recv and send, MSG_NOSIGNAL), which tells t when a read
+ * drained the socket. NULL/ENOMEM. */
+BIO *np__tls_bio(np_tls *t);
 /* config.c */
+int np__tls_ktls_wanted(void);
 int np__tls_ktls_available(void);
 void np__tls_config_ref(np_tls_config *c);
 SSL_SESSION *np__tls_session_get(np_tls_config *c, const char *key); /* a reference or NULL */
