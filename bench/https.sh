@@ -199,8 +199,9 @@ for cs in "${cases[@]}"; do
         [ "$name" = resume ] && [ "${resumes[np]}" != "${resumes[nginx]}" ] &&
             w=" (unlike handshakes: np resumes ${resumes[np]}, nginx ${resumes[nginx]})"
         awk -v a="${mr[np]}" -v b="${mr[nginx]}" -v ca="${mc[np]}" -v cb="${mc[nginx]}" \
-            -v n="$name" -v c="$conns" -v u="$unit" -v v="$tlsver" -v w="$w" 'BEGIN{
-            printf "ratio %s %s c=%s: np/nginx %s/s=%.3f (target >= 1.0) cpu/%s=%.3f (target <= 1.0)%s\n",
-                v, n, c, u, b ? a/b : 0, u, cb ? ca/cb : 0, w}'
+            -v n="$name" -v c="$conns" -v u="$unit" -v v="$tlsver" -v w="$w" \
+            -v tg="$([ "$unit" = hs ] && echo 0.9 || echo 1.0)" 'BEGIN{
+            printf "ratio %s %s c=%s: np/nginx %s/s=%.3f (target >= %s) cpu/%s=%.3f%s\n",
+                v, n, c, u, (b ? a/b : 0), tg, u, (cb ? ca/cb : 0), w}'
     fi
 done

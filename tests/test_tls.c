@@ -850,6 +850,39 @@ static void deadline_main(void *a)
 
 static void t_read_deadline(void) { T_RUN(deadline_main, NULL); }
 
+/* ---- records that arrive together: one raw read takes them all, OpenSSL hands them
+ * out one per read, and the socket is empty meanwhile: the reads after the first must
+ * not wait for the socket ---------------------------------------------------------- */
+static void pipelined_main(void *a)
+{
+    (void)a;
+    srv s;
+    srv_start(&s, server_cfg("server", NULL), 1, echo, NULL);
+    np_tls_config *cc = client_cfg(NULL);
+    np_tls *t = dial(s.port, cc, "localhost");
+    CHECK_EQ(np_tls_handshake(t), 0);
+    char b[64];
+    CHECK_EQ(np_tls_write(t, "ping", 4), 4); /* a round trip: the server is past its handshake */
+    CHECK_EQ(read_full(t, b, 4), 4);
+    /* three records in a row, with no park between them (one P): they are all in the
+     * server's socket before it runs */
+    CHECK_EQ(np_tls_write(t, "one.", 4), 4);
+    CHECK_EQ(np_tls_write(t, "two.", 4), 4);
+    CHECK_EQ(np_tls_write(t, "three", 5), 5);
+    np_set_read_deadline(np_tls_fd(t), np_now() + 5 * SEC);
+    CHECK_EQ(read_full(t, b, 13), 13);
+    CHECK(memcmp(b, "one.two.three", 13) == 0);
+    np_tls_close(t);
+    srv_end(&s);
+    np_tls_config_free(cc);
+}
+
+static void t_pipelined_records(void)
+{
+    t_procs(1);
+    T_RUN(pipelined_main, NULL);
+}
+
 /* ---- close wakes a blocked reader and a blocked writer ------------------------------- */
 typedef struct cw { np_tls *t; ssize_t r; int err; np_wg wg; } cw;
 
@@ -1095,6 +1128,7 @@ static const t_case cases[] = {
     T(t_truncated_record),
     T(t_stalled_handshake),
     T(t_read_deadline),
+    T(t_pipelined_records),
     T(t_close_wakes),
     T(t_duplex_two_threads),
     T(t_stress_1000_two_procs),
