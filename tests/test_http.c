@@ -22,7 +22,7 @@ typedef struct srv {
     char url[64];
     np_wg done;          /* np_http_serve returned */
     int serve_ret;
-    np_tls_config *tls;  /* set before srv_start: np_http_serve_tls */
+    np_tls_config *tls;  /* srv_start_tls: np_http_serve_tls */
 } srv;
 
 static np_chan *entered; /* /wait: a handler is in */
@@ -159,9 +159,9 @@ static void serve_co(void *a)
     np_wg_done(&v->done);
 }
 
-static void srv_start(srv *v, const np_http_opts *o)
+/* Serve the test routes on a new listener, over TLS with tls (NULL: plain HTTP). */
+static void srv_start_tls(srv *v, const np_http_opts *o, np_tls_config *tls)
 {
-    np_tls_config *tls = v->tls;
     memset(v, 0, sizeof *v);
     v->tls = tls;
     CHECK((v->s = np_http_server_new(o)) != NULL);
@@ -186,6 +186,8 @@ static void srv_start(srv *v, const np_http_opts *o)
     np_wg_add(&v->done, 1);
     CHECK(np_go(serve_co, v) > 0);
 }
+
+static void srv_start(srv *v, const np_http_opts *o) { srv_start_tls(v, o, NULL); }
 
 static void srv_stop(srv *v)
 {
@@ -1081,10 +1083,11 @@ static void m_https(void *a)
     char err[256];
     np_tls_opts so = {.cert_file = t_cert("server.pem"), .key_file = t_cert("server.key"),
                       .alpn = "http/1.1"};
-    srv v = {.tls = np_tls_config_new(1, &so, err, sizeof err)};
-    if (!v.tls)
+    np_tls_config *scfg = np_tls_config_new(1, &so, err, sizeof err);
+    if (!scfg)
         FAILF("%s", err);
-    srv_start(&v, &(np_http_opts){.read_header_timeout_ns = 500 * MS});
+    srv v;
+    srv_start_tls(&v, &(np_http_opts){.read_header_timeout_ns = 500 * MS}, scfg);
     np_http_client *c = np_http_client_new(NULL);
     np_tls_config *cc = np_tls_config_new(0, &(np_tls_opts){.ca_file = t_cert("ca.pem"), .alpn = "http/1.1"},
                                           err, sizeof err);
@@ -1153,7 +1156,7 @@ static void m_https(void *a)
     CHECK(np_http_get(c, url) == NULL);
     np_http_client_free(c);
     srv_stop(&v);
-    np_tls_config_free(v.tls);
+    np_tls_config_free(scfg);
 }
 
 static void t_https(void) { T_RUN(m_https, NULL); }
