@@ -41,7 +41,7 @@ ensure_tools() {
     command -v g++ >/dev/null || need+=(g++)
     command -v timeout >/dev/null || need+=(coreutils)
     [ -e /usr/share/llhttp/llhttp.c ] || need+=(node-llhttp) # compiled into libnp (src/http)
-    dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev) # OpenSSL 3 (src/tls)
+    dpkg -s "libssl-dev:$(dpkg --print-architecture)" >/dev/null 2>&1 || need+=(libssl-dev) # OpenSSL 3 (src/tls)
     command -v openssl >/dev/null || need+=(openssl)         # certificates, s_server, s_client
     local arm64=
     for v in "${VARIANTS[@]}"; do
