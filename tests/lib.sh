@@ -11,11 +11,13 @@ ready() {
     return 1
 }
 
-# A free loopback TCP port (one nothing listens on now).
+# A free loopback TCP port (one nothing listens on now), below the ephemeral range
+# (32768-60999): a port from there may be taken by some connection's local end before the
+# server binds it (EADDRINUSE).
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 20000))
+        p=$((10000 + RANDOM % 22000))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }

@@ -58,7 +58,9 @@ ensure_tools() {
             [ -e $QEMU_PREFIX/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
             command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
             # OpenSSL for arm64 from Debian's multiarch packages (the architecture added)
+            # (and C++'s runtime: the loader is then the multiarch one, see below)
             dpkg -s libssl-dev:arm64 >/dev/null 2>&1 || { need+=(libssl-dev:arm64); arm64=1; }
+            dpkg -s libstdc++6:arm64 >/dev/null 2>&1 || { need+=(libstdc++6:arm64); arm64=1; }
             ;;
         servers)
             local p

@@ -31,15 +31,23 @@ extern char **environ;
 #define cdir t_cert_dir
 #define cf t_cert
 
+/* A port for a peer to listen on: free now, and below the ephemeral range (32768-60999),
+ * which any connection's local end may take before the peer binds. */
 static int free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&a, &l) == 0);
-    close(s);
-    return ntohs(a.sin_port);
+    static uint64_t seed;
+    if (!seed)
+        seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    for (;;) {
+        int p = 10000 + (int)(t_rand(&seed) % 22000);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (ok)
+            return p;
+    }
 }
 
 static int port_of(int fd)
