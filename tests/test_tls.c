@@ -934,9 +934,12 @@ static void closewake_main(void *a)
     cw r = {.t = t}, w = {.t = t};
     np_wg_add(&r.wg, 1);
     np_wg_add(&w.wg, 1);
+    /* the server past its handshake (in TLS 1.3 it ends after the client's), waiting on
+     * go: from then on the only coroutines parked on sockets are these two */
+    wait_blocked(NP_WAIT_CHAN_RECV, 1);
     np_go(blocked_reader, &r);
     np_go(blocked_writer, &w);
-    wait_blocked(NP_WAIT_IO, 2); /* both parked on the socket (the server waits on go) */
+    wait_blocked(NP_WAIT_IO, 2); /* both parked on the socket */
     CHECK_EQ(np_tls_close(t), 0);
     np_wg_wait(&r.wg);
     np_wg_wait(&w.wg);
