@@ -41,10 +41,11 @@ rm -rf "$SCRATCH" "$LOGS"
 mkdir -p "$SCRATCH" "$LOGS"
 git ls-files -co --exclude-standard -z | grep -zv '^build/' | xargs -0 cp --parents -t "$SCRATCH"
 build() { make -C "$SCRATCH" -j"$JOBS" all >"$1" 2>&1; }
-# What a mutant's runs need: its test binaries alone (relinking all of them after every
-# patch took most of the stage), or everything when a run is a script (install.sh).
+# What a mutant's runs need: its test binaries and the examples (test_net runs np-echo)
+# (relinking every binary after every patch took most of the stage), or everything when
+# a run is a script (install.sh).
 targets_of() {
-    local spec rest bin t=()
+    local spec rest bin t=(examples)
     while read -r spec rest; do
         bin=${spec%%@*}
         [ "${bin%.sh}" != "$bin" ] && { echo all; return; }
