@@ -94,7 +94,8 @@ static ssize_t op(int fd, void *a)
     int en = 0;
     if (r <= 0) {
         ret = -1;
-        switch (SSL_get_error(t->ssl, r)) {
+        int se = SSL_get_error(t->ssl, r);
+        switch (se) {
         case SSL_ERROR_WANT_READ:
             en = c->mode == PD_R ? EAGAIN : EINPROGRESS;
             c->want = PD_R;
@@ -112,7 +113,7 @@ static ssize_t op(int fd, void *a)
             en = c->kind == OP_WRITE ? EPIPE : ECONNRESET;
             break;
         default:
-            en = failure(t, SSL_get_error(t->ssl, r), sys);
+            en = failure(t, se, sys);
             if (en == EINTR || en == EAGAIN) /* io_again would retry or wait */
                 en = ECONNRESET;
             break;
@@ -311,24 +312,28 @@ static ssize_t fail_with(np_tls *t, ssize_t r)
     return -1;
 }
 
-int np_tls_handshake(np_tls *t)
+/* Every public call's start: enter, then the handshake if it has not run. 0, or -1/errno
+ * (having left). */
+static int start(np_tls *t)
 {
     if (!enter(t))
         return -1;
-    int r = handshake(t);
-    if (r < 0)
-        return (int)fail_with(t, r);
+    int h = handshake(t);
+    return h < 0 ? (int)fail_with(t, h) : 0;
+}
+
+int np_tls_handshake(np_tls *t)
+{
+    if (start(t) < 0)
+        return -1;
     leave(t);
     return 0;
 }
 
 ssize_t np_tls_read(np_tls *t, void *buf, size_t len)
 {
-    if (!enter(t))
+    if (start(t) < 0)
         return -1;
-    int h = handshake(t);
-    if (h < 0)
-        return fail_with(t, h);
     if (len == 0) {
         leave(t);
         return 0;
@@ -358,11 +363,8 @@ static ssize_t write_all(np_tls *t, const void *buf, size_t len)
 
 ssize_t np_tls_write(np_tls *t, const void *buf, size_t len)
 {
-    if (!enter(t))
+    if (start(t) < 0)
         return -1;
-    int h = handshake(t);
-    if (h < 0)
-        return fail_with(t, h);
     ssize_t r = write_all(t, buf, len);
     if (r < 0)
         return fail_with(t, r);
@@ -375,16 +377,13 @@ ssize_t np_tls_write(np_tls *t, const void *buf, size_t len)
 
 ssize_t np_tls_writev(np_tls *t, const struct iovec *iov, int iovcnt)
 {
+    if (iovcnt == 1)
+        return np_tls_write(t, iov[0].iov_base, iov[0].iov_len);
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    if (iovcnt == 1)
-        return np_tls_write(t, iov[0].iov_base, iov[0].iov_len);
-    if (!enter(t))
+    if (start(t) < 0)
         return -1;
-    int h = handshake(t);
-    if (h < 0)
-        return fail_with(t, h);
     char stack[GATHER];
     char *g = total <= GATHER ? stack : total <= GATHER_HEAP ? malloc(total) : NULL;
     ssize_t r = 0;
@@ -415,11 +414,8 @@ static bool may_shut(np_tls *t)
 
 int np_tls_shutdown(np_tls *t)
 {
-    if (!enter(t))
+    if (start(t) < 0)
         return -1;
-    int h = handshake(t);
-    if (h < 0)
-        return (int)fail_with(t, h);
     np_spin_lock(&t->lk);
     bool go = may_shut(t);
     np_spin_unlock(&t->lk);
