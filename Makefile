@@ -58,6 +58,10 @@ ifeq ($(VARIANT),clang)
 CXX := clang++
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+# notrace: the runtime without its trace points (the tracing benchmark's baseline)
+ifeq ($(VARIANT),notrace)
+CFLAGS_ALL += -DNP_NO_TRACE
+endif
 # TLS (src/tls) is OpenSSL 3's libssl and libcrypto (Debian libssl-dev).
 SSL_LIBS := -lssl -lcrypto
 LDFLAGS_ALL := -pthread -rdynamic $(SAN) $(SSL_LIBS)
@@ -75,7 +79,7 @@ else
 CFLAGS_ALL += -DNP_CTX_UCONTEXT
 endif
 
-LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c src/tls/*.c)
+LIB_SRC := $(CTX_SRC) $(wildcard src/os/*.c src/mem/*.c src/time/*.c src/sched/*.c src/sync/*.c src/netpoll/*.c src/fd/*.c src/net/*.c src/debug/*.c src/tls/*.c src/trace/*.c)
 # The HTTP layer (src/http) with llhttp inside it: one relocatable object whose llhttp
 # names are made local, so that a program may link another llhttp beside libnp.
 HTTP_SRC := $(wildcard src/http/*.c)

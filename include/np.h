@@ -19,9 +19,9 @@
 /* The version of this header; np_version() gives the library's. A change of the major
  * version (the shared library's soname, libnp.so.MAJOR) breaks the ABI. */
 #define NP_VERSION_MAJOR 0
-#define NP_VERSION_MINOR 14
+#define NP_VERSION_MINOR 15
 #define NP_VERSION_PATCH 0
-#define NP_VERSION_STRING "0.14.0"
+#define NP_VERSION_STRING "0.15.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -441,6 +441,43 @@ void np_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stop the netlog: flushes what is queued (as far as the socket takes it), ending with
  * "np: netlog closed (T dropped in all, R drop reports)". */
 void np_netlog_close(void);
+
+/* ---- execution tracing (after Go's runtime/trace) ----------------------------------
+ * A trace records what every coroutine, P and thread did: created (by whom), ran
+ * (where), waited (why, on what), made runnable (by whom: a coroutine, the netpoller, a
+ * timer, a foreign thread), Ps idle, threads spinning, polling, in np_blocking, steals,
+ * timers; written as Chrome's JSON Trace Event Format (Perfetto's UI, chrome://tracing,
+ * speedscope), one track per coroutine. Also set by NP_TRACE=FILE or NP_TRACE=ring:SIZE
+ * at np_run; NP_TRACE_DIR (else TMPDIR, else /tmp) is where a flight recorder's
+ * snapshots on SIGQUIT and on a crash go (np-trace.PID.N.json, named in the dump). */
+
+/* Start tracing. spec "FILE": record everything until np_trace_stop (or np_run's end),
+ * then write FILE (created now). spec "ring:SIZE" (SIZE in bytes, with K, M or G): a
+ * flight recorder keeping the last SIZE of events per thread, written by
+ * np_trace_snapshot. Returns 0, or -1/errno: EINVAL (bad spec), EBUSY (tracing already),
+ * or open(2)'s error for FILE. */
+int np_trace_start(const char *spec);
+
+/* Stop tracing; a full trace is then written to its file (from a coroutine, as in
+ * np_blocking). Returns 0, or -1/errno: EINVAL when not tracing, write(2)'s error. */
+int np_trace_stop(void);
+
+/* Write the flight recorder's events (the last SIZE per thread) to path, tracing going
+ * on. Returns 0, or -1/errno: EINVAL when no flight recorder runs, open(2)/write(2)'s. */
+int np_trace_snapshot(const char *path);
+
+/* 1 while tracing is on, else 0. */
+int np_trace_on(void);
+
+/* Begin a region named name (a slice over the calling coroutine's track, shown even
+ * across its waits) ... */
+void np_trace_region_begin(const char *name);
+/* ... and end the calling coroutine's innermost one. No-ops while not tracing. */
+void np_trace_region_end(void);
+
+/* Log a line (printf format) into the trace, on the calling coroutine's track, under a
+ * category (up to 120 bytes in all are kept). A no-op while not tracing. */
+void np_trace_log(const char *category, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -23,6 +23,9 @@ void np__out_flush(np_out *o);
  * handlers), or NULL. */
 void np__dump_to(np_out *o, const void *ctx);
 
+/* A wait reason's name (W_*), as the dump shows it. */
+const char *np__wait_name(int r);
+
 void np__signals_install(void);
 void np__signals_restore(void);
 

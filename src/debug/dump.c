@@ -174,7 +174,7 @@ static bool ctx_regs(const void *ctx, uintptr_t *pc, uintptr_t *fp)
 #endif
 }
 
-static const char *reason(int r)
+const char *np__wait_name(int r)
 {
     switch (r) {
     case W_SLEEP: return "sleep";
@@ -212,7 +212,7 @@ NP_NOTSAN static void dump_g(np_g *g, void *arg)
     else if (st == G_RUNNABLE)
         np__out_str(o, "runnable");
     else {
-        np__out_str(o, blocking ? "blocking call" : reason(g->waitreason));
+        np__out_str(o, blocking ? "blocking call" : np__wait_name(g->waitreason));
         if (!blocking && g->waitreason == W_IO) {
             np__out_str(o, " fd ");
             np__out_dec(o, g->waitfd);

@@ -76,6 +76,7 @@ NP_NOTSAN static void fatal(int sig, siginfo_t *si, void *uc)
     }
     np__out_str(&o, "\n");
     np__dump_to(&o, uc);
+    np__trace_dump(&o);
     np__netlog_flush();
     die(sig, si);
 }
@@ -86,6 +87,7 @@ NP_NOTSAN static void quit(int sig, siginfo_t *si, void *uc)
     np_out o = {.fd = 2, .netlog = np__netlog_on()};
     np__out_str(&o, "SIGQUIT: quit\n");
     np__dump_to(&o, uc);
+    np__trace_dump(&o);
     np__netlog_flush();
     if (!np__sched.dumpcontinue)
         _exit(2);

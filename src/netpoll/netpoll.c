@@ -398,7 +398,15 @@ NP_HOT np_g *np__netpoll(int64_t delay)
 {
     np_ready rd = {NULL, 0, np__on_solo_p()};
     atomic_fetch_add_explicit(&np__sched.npolls, 1, memory_order_relaxed);
-    np_.be->poll(delay, &rd);
+    if (np__tracing()) {
+        np__tev(EV_POLL_BEGIN, 0, (uint64_t)delay, 0, 0);
+        np__trace_ctx = WK_NETPOLL;
+        np_.be->poll(delay, &rd);
+        np__trace_ctx = -1;
+        np__tev(EV_POLL_END, 0, (uint64_t)rd.n, 0, 0);
+    } else {
+        np_.be->poll(delay, &rd);
+    }
     if (rd.n) /* one add per poll, not per event */
         atomic_fetch_add_explicit(&np__sched.nevents, (uint64_t)rd.n, memory_order_relaxed);
     return rd.list;

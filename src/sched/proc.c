@@ -52,6 +52,12 @@ static void *mstart(void *arg)
     m->p->m = m;
     atomic_store(&m->p->status, P_RUNNING);
     m->nextp = NULL;
+    if (np__tracing()) {
+        np__tev(EV_M_START, 0, 0, 0, 0);
+        np__tev(EV_P_START, 0, (uint64_t)m->p->id, 0, 0);
+        if (m->spinning)
+            np__tev(EV_SPIN_BEGIN, 0, 0, 0, 0);
+    }
     np__schedule(m);
     m_altstack_free(m);
     np__setm(NULL);
@@ -297,6 +303,12 @@ int np_run(np_fn main_fn, void *arg)
         np__fatal("out of memory");
     g->ismain = true;
     s->maing = g;
+    np__trace_init(); /* NP_TRACE */
+    if (np__tracing()) {
+        np__tev(EV_M_START, 0, 0, 0, 0);
+        np__tev(EV_P_START, 0, 0, 0, 0);
+        np__tev(EV_GO_CREATE, 0, (uint64_t)g->id, 0, (uint64_t)(uintptr_t)main_fn);
+    }
     np__runqput(m0->p, g, false);
     if (pthread_create(&s->sysmon, NULL, sysmon, NULL) != 0)
         np__fatal("cannot start sysmon");
@@ -322,6 +334,7 @@ int np_run(np_fn main_fn, void *arg)
         if (!m->ism0)
             pthread_join(m->thread, NULL);
     np__foreign_release(); /* no coroutine runs any more */
+    np__trace_fini();      /* (NP_TRACE=FILE: written now) */
     atomic_store(&s->up, false);
     while (atomic_load(&s->lookers) > 0) /* a look in progress ends before teardown */
         sched_yield();

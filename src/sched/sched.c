@@ -114,6 +114,8 @@ static inline void prepare(np_m *m, np_g *g)
     atomic_store_explicit(&g->stk, 0, memory_order_relaxed);
     atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
     np__count(&m->p->nswitch);
+    if (np__tracing())
+        np__tev(EV_GO_START, 0, (uint64_t)g->id, 0, 0);
 }
 
 static void gfput(np_p *p, np_g *g);
@@ -235,6 +237,8 @@ static inline __attribute__((always_inline)) np_g *pick_next_fast(np_m *m, np_g 
     atomic_store_explicit(&next->stk, 0, memory_order_relaxed);
     atomic_store_explicit(&next->status, G_RUNNING, memory_order_relaxed);
     np__count(&p->nswitch);
+    if (np__tracing())
+        np__tev(EV_GO_START, 0, (uint64_t)next->id, 0, 0);
     return next;
 }
 
@@ -261,10 +265,25 @@ static inline void park_state(np_g *g, int reason)
     atomic_store_explicit(&g->status, G_WAITING, memory_order_release);
 }
 
+/* The object a coroutine parks on, for the tracer: its descriptor, or the channel,
+ * mutex, wait group or cond (arg is it or its lock), or none. */
+static __attribute__((noinline)) void trace_park(np_g *g, int reason, void *arg)
+{
+    uint64_t obj = 0;
+    if (reason == W_IO)
+        obj = (uint64_t)g->waitfd;
+    else if (reason == W_CHAN_SEND || reason == W_CHAN_RECV || reason == W_MUTEX ||
+             reason == W_WAITGROUP || reason == W_RWMUTEX || reason == W_COND)
+        obj = (uint64_t)(uintptr_t)arg;
+    np__tev(EV_GO_STOP, ST_PARK, (uint64_t)g->id, (uint64_t)reason, obj);
+}
+
 NP_HOT void np__park(np_unlockf f, void *arg, int reason)
 {
     np_m *m = np__getm();
     np_g *g = m->curg;
+    if (np__tracing())
+        trace_park(g, reason, arg);
     park_state(g, reason);
     if (f && np__solo()) {
         /* One P: only this thread runs coroutines, and it runs none before it has left
@@ -272,6 +291,8 @@ NP_HOT void np__park(np_unlockf f, void *arg, int reason)
         if (!f(g, arg)) {
             atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
             g->waitreason = W_NONE;
+            if (np__tracing())
+                np__tev(EV_GO_START, 0, (uint64_t)g->id, 0, 0);
             return;
         }
     } else if (f) {
@@ -292,6 +313,8 @@ static __attribute__((noinline)) int park_tail_slow(np_m *m, np_g *g, const bool
 int np__park_tail(np_g *g, int reason, const bool *ret)
 {
     np_m *m = g->m;
+    if (np__tracing())
+        trace_park(g, reason, NULL);
     park_state(g, reason);
     np_g *next = pick_next_fast(m, g);
     if (!next) /* out of line: this path makes no call but the tail one */
@@ -306,8 +329,11 @@ void np__unwait(np_g *g)
     for (;;) {
         uint32_t st = G_WAITING;
         if (atomic_compare_exchange_weak_explicit(&g->status, &st, G_RUNNABLE, memory_order_acq_rel,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            if (np__tracing())
+                np__tev_ready((uint64_t)g->id);
             return;
+        }
         if (st != G_WAITING && st != G_TRIM)
             np__fatal("ready of a coroutine that is not waiting");
         np_cpu_relax();
@@ -366,6 +392,8 @@ int np_yield(void)
     }
     m->after = AFTER_YIELD;
     m->after_g = g;
+    if (np__tracing())
+        np__tev(EV_GO_STOP, ST_YIELD, (uint64_t)g->id, 0, 0);
     switch_out(m, g);
     return 0;
 }
@@ -553,6 +581,8 @@ static int64_t go_foreign(np_fn fn, void *arg, size_t stack)
     g->ismain = false;
     g->waitreason = W_NONE;
     atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    if (np__tracing())
+        np__tev(EV_GO_CREATE, 0, (uint64_t)id, 0, (uint64_t)(uintptr_t)fn);
     pthread_mutex_lock(&np__sched.lock); /* publishes g to whoever takes it */
     np__globrunqput(g);
     pthread_mutex_unlock(&np__sched.lock);
@@ -582,6 +612,8 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
     if (!g)
         return -1;
     int64_t id = g->id;
+    if (np__tracing())
+        np__tev(EV_GO_CREATE, 0, (uint64_t)id, (uint64_t)m->curg->id, (uint64_t)(uintptr_t)fn);
     if (np__solo()) {
         /* One P: run the child at once, the parent next. A spawning loop then never
          * piles up coroutines that wait for a first run (and their memory). */
@@ -595,6 +627,8 @@ int64_t np_go_attr(const np_attr *attr, np_fn fn, void *arg)
             m->after = AFTER_SPAWN;
             m->after_g = parent;
         }
+        if (np__tracing())
+            np__tev(EV_GO_STOP, ST_YIELD, (uint64_t)parent->id, 0, 0);
         prepare(m, g);
         gswitch(m, parent, g, false);
         after_switch(parent->m);
@@ -755,6 +789,8 @@ void np__begin_stop(void);
 static _Noreturn void g_exit(np_g *g)
 {
     np_m *m = g->m;
+    if (np__tracing())
+        np__tev(EV_GO_STOP, ST_EXIT, (uint64_t)g->id, 0, 0);
     if (g->ismain)
         np__begin_stop();
     np_p *p = m->p;
@@ -810,10 +846,14 @@ static void acquirep(np_m *m, np_p *p)
     m->p = p;
     p->m = m;
     atomic_store(&p->status, P_RUNNING);
+    if (np__tracing())
+        np__tev(EV_P_START, 0, (uint64_t)p->id, 0, 0);
 }
 
 static void releasep(np_m *m)
 {
+    if (np__tracing())
+        np__tev(EV_P_STOP, 0, (uint64_t)m->p->id, 0, 0);
     atomic_store(&m->p->status, P_IDLE);
     m->p->m = NULL;
     m->p = NULL;
@@ -912,17 +952,25 @@ static void stopm(np_m *m)
     np__sched.midle = m;
     np__sched.nmidle++;
     pthread_mutex_unlock(&np__sched.lock);
+    if (np__tracing())
+        np__tev(EV_IDLE_BEGIN, 0, 0, 0, 0);
     np_note_sleep(&m->park);
     np_note_clear(&m->park);
+    if (np__tracing())
+        np__tev(EV_IDLE_END, 0, 0, 0, 0);
     if (m->nextp) {
         acquirep(m, m->nextp);
         m->nextp = NULL;
+        if (m->spinning && np__tracing())
+            np__tev(EV_SPIN_BEGIN, 0, 0, 0, 0);
     }
 }
 
 static void resetspinning(np_m *m)
 {
     m->spinning = false;
+    if (np__tracing())
+        np__tev(EV_SPIN_END, 0, 0, 0, 0);
     if (atomic_fetch_sub_explicit(&np__sched.nmspinning, 1, memory_order_acq_rel) == 1)
         np__wakep(); /* we were the last to look: let another look for more work */
 }
@@ -975,6 +1023,8 @@ static np_g *steal_work(np_m *m, int64_t now)
                 np_g *g = np__runqsteal(p, v);
                 if (g) {
                     np__count(&p->nsteal);
+                    if (np__tracing())
+                        np__tev(EV_STEAL, 0, (uint64_t)v->id, (uint64_t)g->id, 0);
                     return g;
                 }
             }
@@ -1031,6 +1081,8 @@ top:
         if (!m->spinning) {
             m->spinning = true;
             atomic_fetch_add(&np__sched.nmspinning, 1);
+            if (np__tracing())
+                np__tev(EV_SPIN_BEGIN, 0, 0, 0, 0);
         }
         if (!now)
             now = np__nanotime();
@@ -1056,6 +1108,8 @@ top:
     if (m->spinning) {
         m->spinning = false;
         atomic_fetch_sub(&np__sched.nmspinning, 1);
+        if (np__tracing())
+            np__tev(EV_SPIN_END, 0, 0, 0, 0);
         /* Work may have been readied after we looked and before our P went idle, by
          * someone who saw us spinning and so woke nobody: look once more, at the
          * global queue and at every P's. */
@@ -1068,6 +1122,8 @@ top:
                 acquirep(m, q);
                 m->spinning = true;
                 atomic_fetch_add(&np__sched.nmspinning, 1);
+                if (np__tracing())
+                    np__tev(EV_SPIN_BEGIN, 0, 0, 0, 0);
                 goto top;
             }
         }
@@ -1103,6 +1159,8 @@ top:
             }
             m->spinning = true;
             atomic_fetch_add(&np__sched.nmspinning, 1);
+            if (np__tracing())
+                np__tev(EV_SPIN_BEGIN, 0, 0, 0, 0);
             goto top;
         }
         np__inject(list);
@@ -1202,6 +1260,8 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     if (!g || !fn)
         return fn ? fn(arg) : NULL;
     np_p *p = m->p;
+    if (np__tracing())
+        np__tev(EV_BLOCK_BEGIN, 0, (uint64_t)g->id, 0, 0);
     g->waitreason = W_BLOCKING;
     m->curg = NULL; /* fn runs outside the scheduler: np calls in it see no coroutine */
     m->blockedg = g;
@@ -1220,6 +1280,8 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     if (kept) { /* fast path: nobody took the P meanwhile */
         m->p = p;
         m->curg = g;
+        if (np__tracing())
+            np__tev(EV_BLOCK_END, BE_KEPT, (uint64_t)g->id, 0, 0);
         return r;
     }
     /* sysmon handed the P to another M: find another, or queue and stop. */
@@ -1227,8 +1289,12 @@ void *np_blocking(void *(*fn)(void *), void *arg)
     if (q) {
         acquirep(m, q);
         m->curg = g;
+        if (np__tracing())
+            np__tev(EV_BLOCK_END, BE_OTHER_P, (uint64_t)g->id, 0, 0);
         return r;
     }
+    if (np__tracing())
+        np__tev(EV_BLOCK_END, BE_REQUEUED, (uint64_t)g->id, 0, 0);
     m->curg = NULL;
     m->after = AFTER_REQUEUE;
     m->after_g = g;
@@ -1245,6 +1311,8 @@ static void handoffp(np_p *p)
         startm(p, false);
         return;
     }
+    if (np__tracing())
+        np__tev(EV_P_STOP, 0, (uint64_t)p->id, 0, 0);
     pthread_mutex_lock(&np__sched.lock);
     pidleput(p);
     pthread_mutex_unlock(&np__sched.lock);
@@ -1270,6 +1338,8 @@ bool np__retake_syscall(np_p *p, int64_t now)
     int32_t st = P_SYSCALL;
     if (!atomic_compare_exchange_strong(&p->status, &st, P_IDLE))
         return false;
+    if (np__tracing())
+        np__tev(EV_HANDOFF, 0, (uint64_t)p->id, 0, 0);
     p->m = NULL;
     handoffp(p);
     return true;

@@ -8,6 +8,7 @@
 #include "../os/hot.h"
 #include "../os/lock.h"
 #include "../time/timer.h"
+#include "../trace/trace.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -128,6 +129,8 @@ struct np_m {
     void *after_arg;
     uint64_t rnd;
     stack_t altstack;
+    struct np_tbuf *tb;  /* its trace buffer, valid while tbgen is the session's */
+    uint32_t tbgen;
 #ifdef NP_ASAN
     const void *g0_bottom;
     size_t g0_size;
@@ -322,6 +325,8 @@ static inline bool np__ready_fast_ok(np_p *p, np_g *g)
 }
 static inline void np__ready_fast(np_p *p, np_g *g)
 {
+    if (np__tracing())
+        np__tev_ready((uint64_t)g->id);
     atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
     g->waitreason = W_NONE;
     atomic_store_explicit(&p->runnext, g, memory_order_relaxed);
@@ -368,6 +373,8 @@ static inline void np__unwait_at(np_g *g, bool here)
         if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_WAITING)
             np__fatal("ready of a coroutine that is not waiting");
         atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+        if (np__tracing())
+            np__tev_ready((uint64_t)g->id);
     } else {
         np__unwait(g);
     }

@@ -125,6 +125,13 @@ int np__timers_run(struct np_p *p, int64_t now)
     if (first == 0 || first > now)
         return 0;
     int ran = 0;
+    bool tr = np__tracing();
+    signed char ctx = -1;
+    if (tr) {
+        ctx = np__trace_ctx;
+        np__tev(EV_TIMERS_BEGIN, 0, 0, 0, 0);
+        np__trace_ctx = WK_TIMER;
+    }
     np_spin_lock(&ts->lock);
     while (ts->n > 0 && ts->h[0].when <= now) {
         np__timer *t = ts->h[0].t;
@@ -143,6 +150,10 @@ int np__timers_run(struct np_p *p, int64_t now)
     }
     update_first(ts);
     np_spin_unlock(&ts->lock);
+    if (tr) {
+        np__trace_ctx = ctx;
+        np__tev(EV_TIMERS_END, 0, (uint64_t)ran, 0, 0);
+    }
     return ran;
 }
 

@@ -1,0 +1,460 @@
+/* The execution tracer: programs of known behaviour traced, their JSON checked by
+ * tests/trace_check.py (Python's json; the scenario's events in order, every slice
+ * closed, every async begin ended, every flow with both ends); the flight recorder's
+ * snapshot (by call, on SIGQUIT, on a crash) bounded and holding the last events; the
+ * API's errors; np-trace's summary. Traces go to build/test-logs/trace/. */
+#include "t.h"
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define MS 1000000LL
+
+static char tdir[512];
+
+static const char *tpath(const char *name)
+{
+    static char p[700];
+    if (!tdir[0]) {
+        snprintf(tdir, sizeof tdir, "build/test-logs/trace");
+        mkdir("build", 0755);
+        mkdir("build/test-logs", 0755);
+        mkdir(tdir, 0755);
+    }
+    snprintf(p, sizeof p, "%s/%s-%d.json", tdir, name, (int)getpid());
+    return p;
+}
+
+/* tests/trace_check.py SCENARIO FILE ARGS...: 0 when the trace is as expected */
+static int check_trace(const char *scen, const char *file, const char *args)
+{
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "python3 tests/trace_check.py %s '%s' %s", scen, file, args ? args : "");
+    fflush(stdout);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* The coroutines' functions are not static: the trace names them (dladdr, -rdynamic). */
+void pinger(void *a), ponger(void *a), pingpong_main(void *a), sleeper(void *a), sleeper_main(void *a),
+    reader(void *a), socket_main(void *a), blocker(void *a), ticker(void *a), blocking_main(void *a),
+    worker(void *a), steal_main(void *a), annotator(void *a), regions_main(void *a), errors_main(void *a),
+    ring_main(void *a), sigquit_main(void *a), env_main(void *a);
+
+/* ---- ping-pong: two coroutines over unbuffered channels -------------------------------- */
+
+enum { ROUNDS = 5 };
+static np_chan *ping, *pong;
+static np_wg pp_wg;
+
+void pinger(void *a)
+{
+    (void)a;
+    for (int i = 0; i < ROUNDS; i++) {
+        CHECK_EQ(np_chan_send(ping, &i), 0);
+        int v;
+        CHECK_EQ(np_chan_recv(pong, &v), 1);
+        CHECK_EQ(v, i);
+    }
+    np_wg_done(&pp_wg);
+}
+
+void ponger(void *a)
+{
+    (void)a;
+    for (int i = 0; i < ROUNDS; i++) {
+        int v;
+        CHECK_EQ(np_chan_recv(ping, &v), 1);
+        CHECK_EQ(np_chan_send(pong, &v), 0);
+    }
+    np_wg_done(&pp_wg);
+}
+
+void pingpong_main(void *a)
+{
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    CHECK_EQ(np_trace_on(), 1);
+    ping = np_chan_new(sizeof(int), 0);
+    pong = np_chan_new(sizeof(int), 0);
+    np_wg_add(&pp_wg, 2);
+    np_go(pinger, NULL);
+    np_go(ponger, NULL);
+    CHECK_EQ(np_wg_wait(&pp_wg), 0);
+    CHECK_EQ(np_trace_stop(), 0);
+    CHECK_EQ(np_trace_on(), 0);
+    np_chan_free(ping);
+    np_chan_free(pong);
+}
+
+static void t_pingpong_in_order(void)
+{
+    t_procs(1);
+    const char *f = tpath("pingpong");
+    T_RUN(pingpong_main, (void *)f);
+    char args[64];
+    snprintf(args, sizeof args, "rounds=%d", ROUNDS);
+    CHECK_EQ(check_trace("pingpong", f, args), 0);
+}
+
+/* ---- a sleeper, woken by a timer ----------------------------------------------------- */
+
+void sleeper(void *a)
+{
+    np_sleep(20 * MS);
+    if (a)
+        np_wg_done(a);
+}
+
+void sleeper_main(void *a)
+{
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    np_wg wg = {0};
+    np_wg_add(&wg, 1);
+    CHECK(np_go(sleeper, &wg) > 0);
+    np_wg_wait(&wg);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_sleeper_woken_by_timer(void)
+{
+    t_procs(1);
+    const char *f = tpath("sleeper");
+    T_RUN(sleeper_main, (void *)f);
+    CHECK_EQ(check_trace("sleeper", f, "ms=20"), 0);
+    /* and np-trace's summary of it */
+    CHECK_EQ(check_trace("summary", f, "ms=20"), 0);
+}
+
+/* ---- a coroutine blocked on a socket, woken by the netpoller -------------------------- */
+
+static int sock[2];
+static np_wg rd_wg;
+
+void reader(void *a)
+{
+    (void)a;
+    char b[8];
+    CHECK_EQ(np_read(sock[0], b, sizeof b), 3);
+    np_wg_done(&rd_wg);
+}
+
+void socket_main(void *a)
+{
+    CHECK_EQ(np_fd_open(sock[0]), 0);
+    CHECK_EQ(np_fd_open(sock[1]), 0);
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    np_wg_add(&rd_wg, 1);
+    np_go(reader, NULL);
+    wait_blocked(NP_WAIT_IO, 1);
+    np_sleep(10 * MS);
+    CHECK_EQ(np_write(sock[1], "abc", 3), 3);
+    np_wg_wait(&rd_wg);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_socket_wait_woken_by_netpoller(void)
+{
+    t_procs(1);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sock), 0);
+    const char *f = tpath("socket");
+    T_RUN(socket_main, (void *)f);
+    char args[64];
+    snprintf(args, sizeof args, "fd=%d ms=10", sock[0]);
+    CHECK_EQ(check_trace("socket", f, args), 0);
+}
+
+/* ---- np_blocking: the P handed off while another coroutine goes on ---------------------- */
+
+static _Atomic int blk_done;
+static void *slow_call(void *a)
+{
+    (void)a;
+    struct timespec ts = {0, 30 * MS};
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+void blocker(void *a)
+{
+    (void)a;
+    np_blocking(slow_call, NULL);
+    atomic_store(&blk_done, 1);
+}
+void ticker(void *a)
+{
+    while (!atomic_load(&blk_done))
+        np_sleep(MS); /* runs on while the blocker's thread is in its call */
+    np_wg_done(a);
+}
+
+void blocking_main(void *a)
+{
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    np_wg wg = {0};
+    np_wg_add(&wg, 1);
+    np_go(ticker, &wg);
+    np_go(blocker, NULL);
+    np_wg_wait(&wg);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_blocking_call_hands_off_p(void)
+{
+    t_procs(1);
+    const char *f = tpath("blocking");
+    T_RUN(blocking_main, (void *)f);
+    CHECK_EQ(check_trace("blocking", f, "ms=30"), 0);
+}
+
+/* ---- a steal with two Ps -------------------------------------------------------------- */
+
+static np_wg st_wg;
+void worker(void *a)
+{
+    (void)a;
+    int64_t end = np_now() + 3 * MS;
+    while (np_now() < end) {
+    }
+    np_wg_done(&st_wg);
+}
+
+void steal_main(void *a)
+{
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    np_wg_add(&st_wg, 8);
+    for (int i = 0; i < 8; i++)
+        np_go(worker, NULL);
+    np_wg_wait(&st_wg);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_steal_with_two_ps(void)
+{
+    t_procs(2);
+    const char *f = tpath("steal");
+    T_RUN(steal_main, (void *)f);
+    CHECK_EQ(check_trace("steal", f, "workers=8"), 0);
+}
+
+/* ---- regions and logs ------------------------------------------------------------------ */
+
+void annotator(void *a)
+{
+    (void)a;
+    np_trace_region_begin("outer");
+    np_sleep(MS);
+    np_trace_region_begin("inner \"quoted\"");
+    np_trace_log("phase", "step %d", 3);
+    np_trace_region_end();
+    np_trace_region_end();
+    np_trace_region_end(); /* one too many: ignored */
+    np_trace_region_begin("left open");
+}
+
+void regions_main(void *a)
+{
+    /* off: the annotations are no-ops */
+    CHECK_EQ(np_trace_on(), 0);
+    np_trace_region_begin("nothing");
+    np_trace_log("x", "nothing");
+    np_trace_region_end();
+    CHECK_EQ(np_trace_start((const char *)a), 0);
+    int64_t id = np_go(annotator, NULL);
+    CHECK(id > 0);
+    np_sleep(5 * MS);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_regions_and_logs(void)
+{
+    t_procs(1);
+    const char *f = tpath("regions");
+    T_RUN(regions_main, (void *)f);
+    CHECK_EQ(check_trace("regions", f, ""), 0);
+}
+
+/* ---- the API's errors ------------------------------------------------------------------- */
+
+void errors_main(void *a)
+{
+    (void)a;
+    CHECK_ERR(np_trace_stop(), EINVAL);
+    CHECK_ERR(np_trace_snapshot(tpath("none")), EINVAL);
+    CHECK_ERR(np_trace_start(NULL), EINVAL);
+    CHECK_ERR(np_trace_start(""), EINVAL);
+    CHECK_ERR(np_trace_start("ring:"), EINVAL);
+    CHECK_ERR(np_trace_start("ring:12Q"), EINVAL);
+    CHECK_ERR(np_trace_start("ring:100"), EINVAL); /* under 4 KiB */
+    CHECK_ERR(np_trace_start("/nonexistent-dir/x.json"), ENOENT);
+    CHECK_EQ(np_trace_start(tpath("errors")), 0);
+    CHECK_ERR(np_trace_start("ring:1M"), EBUSY);
+    CHECK_ERR(np_trace_snapshot(tpath("none")), EINVAL); /* full, not a ring */
+    CHECK_EQ(np_trace_stop(), 0);
+    CHECK_ERR(np_trace_stop(), EINVAL);
+    CHECK_EQ(np_trace_start("ring:64K"), 0);
+    CHECK_ERR(np_trace_snapshot(NULL), EINVAL);
+    CHECK_ERR(np_trace_snapshot("/nonexistent-dir/x.json"), ENOENT);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_api_errors(void)
+{
+    t_procs(1);
+    T_RUN(errors_main, NULL);
+    CHECK_EQ(check_trace("any", tpath("errors"), ""), 0);
+}
+
+/* ---- the flight recorder --------------------------------------------------------------- */
+
+/* yields, a mark in the trace every 100 */
+static void rounds(int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        if (i % 100 == 0)
+            np_trace_log("mark", "round %d", i);
+        np_yield();
+    }
+}
+
+void ring_main(void *a)
+{
+    const char *snap = a;
+    CHECK_EQ(np_trace_start("ring:64K"), 0);
+    rounds(0, 20000);
+    CHECK_EQ(np_trace_snapshot(snap), 0);
+    rounds(20000, 20300); /* recording goes on */
+    CHECK_EQ(np_trace_snapshot(snap), 0);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_ring_snapshot_bounded_holds_last(void)
+{
+    t_procs(1);
+    const char *f = tpath("ring");
+    T_RUN(ring_main, (void *)f);
+    /* 64 KiB of events per thread: 1,024 slots; a few hundred bytes of JSON each */
+    CHECK_EQ(check_trace("ring", f, "max_bytes=600000 last='round 20200' absent='round 19000'"), 0);
+}
+
+/* A child: NP_TRACE=ring:64K, the flight recorder's snapshot on SIGQUIT (or a crash);
+ * its standard error (the dump) in errf. */
+void sigquit_main(void *a)
+{
+    rounds(0, 20000);
+    np_trace_log("mark", "before the signal");
+    if (a)
+        *(volatile int *)NULL = 1;
+    raise(SIGQUIT);
+}
+
+static void child_with_ring(bool crash, const char *errf, int *status)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        setenv("NP_TRACE", "ring:64K", 1);
+        setenv("NP_TRACE_DIR", tdir, 1);
+        unsetenv("NP_DUMP");
+        t_procs(1);
+        np_run(sigquit_main, crash ? (void *)1 : NULL);
+        _exit(0);
+    }
+    CHECK_EQ(waitpid(pid, status, 0), pid);
+}
+
+/* the path the dump named: "np: trace written to PATH (N events)" */
+static bool snapshot_path(const char *errf, char *path, size_t n)
+{
+    FILE *f = fopen(errf, "r");
+    if (!f)
+        return false;
+    char line[1200];
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        const char *k = strstr(line, "np: trace written to ");
+        if (k) {
+            k += strlen("np: trace written to ");
+            const char *e = strstr(k, " (");
+            if (e && (size_t)(e - k) < n) {
+                memcpy(path, k, (size_t)(e - k));
+                path[e - k] = 0;
+                found = true;
+            }
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static void t_ring_written_on_sigquit(void)
+{
+    tpath("x");
+    char errf[1200], path[1100];
+    snprintf(errf, sizeof errf, "%s/sigquit-%d.err", tdir, (int)getpid());
+    int st;
+    child_with_ring(false, errf, &st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2); /* SIGQUIT: dump, exit 2 (as Go) */
+    if (!snapshot_path(errf, path, sizeof path))
+        FAILF("the dump names no trace file (%.150s)", errf);
+    CHECK(strstr(path, "/np-trace.") != NULL);
+    CHECK_EQ(check_trace("ring", path, "max_bytes=600000 last='before the signal' absent='round 0'"), 0);
+    unlink(path);
+}
+
+static void t_ring_written_on_crash(void)
+{
+    tpath("x");
+    char errf[1200], path[1100];
+    snprintf(errf, sizeof errf, "%s/crash-%d.err", tdir, (int)getpid());
+    int st;
+    child_with_ring(true, errf, &st);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    if (!snapshot_path(errf, path, sizeof path))
+        FAILF("the crash report names no trace file (%.150s)", errf);
+    CHECK_EQ(check_trace("ring", path, "max_bytes=600000 last='before the signal' absent='round 0'"), 0);
+    unlink(path);
+}
+
+/* ---- NP_TRACE=FILE: from np_run's start to its end -------------------------------------- */
+
+void env_main(void *a)
+{
+    (void)a;
+    np_wg wg = {0};
+    np_wg_add(&wg, 1);
+    np_go(sleeper, &wg);
+    np_wg_wait(&wg);
+}
+
+static void t_env_file_whole_run(void)
+{
+    t_procs(1);
+    const char *f = tpath("env");
+    setenv("NP_TRACE", f, 1);
+    T_RUN(env_main, NULL);
+    unsetenv("NP_TRACE");
+    CHECK_EQ(check_trace("env", f, "ms=20"), 0);
+    /* a bad NP_TRACE: said, and the program runs untraced */
+    setenv("NP_TRACE", "ring:nonsense", 1);
+    T_RUN(env_main, NULL);
+    unsetenv("NP_TRACE");
+}
+
+static const t_case cases[] = {
+    T(t_pingpong_in_order),
+    T(t_sleeper_woken_by_timer),
+    T(t_socket_wait_woken_by_netpoller),
+    T(t_blocking_call_hands_off_p),
+    T(t_steal_with_two_ps),
+    T(t_regions_and_logs),
+    T(t_api_errors),
+    T(t_ring_snapshot_bounded_holds_last),
+    T(t_ring_written_on_sigquit),
+    T(t_ring_written_on_crash),
+    T(t_env_file_whole_run),
+    {0},
+};
+T_MAIN(cases)
