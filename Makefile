@@ -253,6 +253,7 @@ install: lib $(SO) hook $(patsubst %,build/bin/%,$(EXAMPLE_NAMES))
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' np-hook.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/np-hook.pc
 	install -m 755 $(patsubst %,build/bin/%,$(EXAMPLE_NAMES)) $(DESTDIR)$(BINDIR)/
+	install -m 755 tools/np-trace $(DESTDIR)$(BINDIR)/np-trace
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 uninstall:
@@ -262,7 +263,7 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libnp-hook.a $(DESTDIR)$(LIBDIR)/libnp-hook.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/$(HOOK_SONAME) $(DESTDIR)$(LIBDIR)/libnp-hook.so \
 		$(DESTDIR)$(PKGCONFIGDIR)/np-hook.pc \
-		$(patsubst %,$(DESTDIR)$(BINDIR)/%,$(EXAMPLE_NAMES))
+		$(patsubst %,$(DESTDIR)$(BINDIR)/%,$(EXAMPLE_NAMES)) $(DESTDIR)$(BINDIR)/np-trace
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 # The main demo: np-httpd on port 8080, its runtime live at /debug/np/ (np-echo stays:

@@ -117,5 +117,42 @@ wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] && ok https_sigterm_exit || bad https_sigterm_exit "exit $rc"
 
+# ---- the tracer: np-httpd traced from start to exit (NP_TRACE=FILE), the trace read by
+# np-trace and opened in speedscope in headless Chromium (tests/trace_view.sh) -----------------
+trace=$ART/np-httpd-trace.json
+tport=$(free_port)
+NP_PROCS=2 NP_TRACE="$trace" "$B/bin/np-httpd" -d "$ART/www" "$tport" >"$ART/np-httpd-trace.log" 2>&1 &
+pid=$!
+ready curl -sf "http://127.0.0.1:$tport/" || echo "np-httpd (traced) did not start: $(cat "$ART/np-httpd-trace.log")"
+for i in $(seq 20); do c "http://127.0.0.1:$tport/" "http://127.0.0.1:$tport/static/blob.bin" >/dev/null; done
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] && [ -s "$trace" ] && ok traced_httpd_writes_trace_at_exit || bad traced_httpd_writes_trace_at_exit "exit $rc, $(ls -l "$trace" 2>&1)"
+out=$(python3 tests/trace_check.py any "$trace" 2>&1) && ok trace_file_checks || bad trace_file_checks "$out"
+out=$(python3 tools/np-trace -n 1000 "$trace" 2>&1)
+echo "$out" >"$ART/np-trace.txt"
+n=$(echo "$out" | grep -Ec '^g[0-9]+ .* np__http_conn$')
+[ "$n" -ge 20 ] && echo "$out" | grep -Eq '^IO wait +[0-9]+' && ok np_trace_summary_of_httpd ||
+    bad np_trace_summary_of_httpd "$n connection coroutines; $(echo "$out" | head -n 30)"
+# in speedscope: the main coroutine's track and a connection's
+names=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = [e["args"]["name"] for e in d["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 3]
+print(next(x for x in n if x.endswith(" np__http_conn")))
+print(next(x for x in n if x.startswith("g1 ")))' "$trace")
+mapfile -t tn <<<"$names"
+out=$(bash tests/trace_view.sh "$trace" "$ART/trace-speedscope.png" "${tn[@]}" 2>&1)
+echo "$out" | sed 's/^/    /' >"$ART/trace-view.log"
+while read -r line; do
+    case $line in
+    "ok   trace_view:"*) ok "${line#ok   }" ;;
+    "FAIL trace_view:"*) f=${line#FAIL }; bad "${f%% *}" "${f#* }" ;;
+    esac
+done <<<"$out"
+echo "$out" | grep -q '^ok   trace_view:screenshot' || bad trace_view "$(echo "$out" | tail -n 5)"
+
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -168,6 +168,15 @@ for g in $(bash tests/guide.sh "$proj/guide"); do
     check "$g" guide_prog "$g"
 done
 
+# The guide's tracing program left trace.json: the installed np-trace summarises it.
+np_trace_installed() {
+    local out
+    out=$("$dest$prefix/bin/np-trace" "$proj/guide/trace.json") || return 1
+    echo "$out" | grep -Eq '^g[0-9]+ .* fetcher$' || { echo "$out"; return 1; }
+    echo "$out" | grep -Eq '^sleep +3 ' || { echo "$out"; return 1; }
+}
+check np_trace_summarises_guide_trace np_trace_installed
+
 # Another PREFIX: np.pc points there.
 other_prefix() {
     make -s install DESTDIR="$tmp/opt" PREFIX=/opt/np >/dev/null || return 1

@@ -16,7 +16,8 @@
 #             (libnp-hook, static and shared) against redis-server, PostgreSQL 15
 #             (pg_virtualenv) and nginx, started on loopback and stopped
 #   http      tests/http.sh: np-httpd (build/) against curl, Python's http.client, 10,000
-#             idle keep-alive connections and headless Chromium on /debug/np/ (chromedriver)
+#             idle keep-alive connections and headless Chromium on /debug/np/ (chromedriver);
+#             np-httpd traced (NP_TRACE), the trace in np-trace and in speedscope (Chromium)
 #   install   tests/install.sh: make install into a DESTDIR, an out-of-tree program built
 #             with pkg-config (shared and --static), exports, C++, make uninstall
 #   mutate    make mutate: every planted bug of tests/mutants/ must be caught; a killed
@@ -43,6 +44,7 @@ ensure_tools() {
     [ -e /usr/share/llhttp/llhttp.c ] || need+=(node-llhttp) # compiled into libnp (src/http)
     dpkg -s "libssl-dev:$(dpkg --print-architecture)" >/dev/null 2>&1 || need+=(libssl-dev) # OpenSSL 3 (src/tls)
     command -v openssl >/dev/null || need+=(openssl)         # certificates, s_server, s_client
+    command -v python3 >/dev/null || need+=(python3)         # test_trace's checks (tests/trace_check.py)
     local arm64=
     for v in "${VARIANTS[@]}"; do
         case $v in
@@ -74,6 +76,10 @@ ensure_tools() {
             for p in curl python3 perl chromium chromium-driver; do
                 dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
             done
+            # speedscope and puppeteer-core for tests/trace_view.sh (the machine's own
+            # Node.js and npm if it has them, else Debian's)
+            command -v node >/dev/null || need+=(nodejs)
+            command -v npm >/dev/null || need+=(npm)
             ;;
         mutate)
             command -v patch >/dev/null || need+=(patch)

@@ -170,4 +170,8 @@ int np__conn_flush(hconn *c);
 /* Move c's read (w: write) deadline to now + timeout (np__http_deadline), unless a
  * forced shutdown has put it in the past for good. */
 void np__conn_deadline(hconn *c, bool w, int64_t timeout);
+/* A connection's coroutine (server.c). Not static, so that traces and dumps of a
+ * program linked with -rdynamic name it. */
+void np__http_conn(void *arg);
+
 #endif

@@ -339,7 +339,7 @@ static int serve_one(hconn *c)
 
 static void conn_end(hconn *c);
 
-static void conn_main(void *arg)
+void np__http_conn(void *arg)
 {
     hconn *c = arg;
     np_http_server *s = c->s;
@@ -450,7 +450,7 @@ static int conn_start(np_http_server *s, int fd, const struct sockaddr_storage *
         c->next->prev = c;
     s->conns = c;
     np_mutex_unlock(&s->mu);
-    if (np_go(conn_main, c) < 0)
+    if (np_go(np__http_conn, c) < 0)
         conn_end(c); /* the runtime is stopping: closes fd */
     return 0;
 }

@@ -785,6 +785,19 @@ static void g_name(cv *c, gst *g)
         jsym(c->w, base);
         js(c->w, "+");
         jhex(c->w, g->fn - (uint64_t)(uintptr_t)di.dli_fbase);
+        /* the file, for addr2line (np-trace): the main program's name may be relative */
+        char exe[1024];
+        const char *path = di.dli_fname;
+        ssize_t n = path[0] == '/' ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = 0;
+            path = exe;
+        }
+        js(c->w, "\",\"module\":");
+        jstr(c->w, path, strlen(path));
+        js(c->w, "}}");
+        sort_index(c, 3, g->id, g->id);
+        return;
     } else if (g->fn) {
         js(c->w, " ");
         jhex(c->w, g->fn);
