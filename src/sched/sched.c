@@ -278,12 +278,9 @@ static __attribute__((noinline)) void trace_park(np_g *g, int reason, void *arg)
     np__tev(EV_GO_STOP, ST_PARK, (uint64_t)g->id, (uint64_t)reason, obj);
 }
 
-NP_HOT void np__park(np_unlockf f, void *arg, int reason)
+static inline __attribute__((always_inline)) void park(np_m *m, np_g *g, np_unlockf f, void *arg,
+                                                        int reason)
 {
-    np_m *m = np__getm();
-    np_g *g = m->curg;
-    if (np__tracing())
-        trace_park(g, reason, arg);
     park_state(g, reason);
     if (f && np__solo()) {
         /* One P: only this thread runs coroutines, and it runs none before it has left
@@ -302,6 +299,26 @@ NP_HOT void np__park(np_unlockf f, void *arg, int reason)
         m->after_arg = arg;
     }
     switch_out(m, g);
+}
+
+/* np__park while tracing: out of line, so that the check costs the untraced path no
+ * saved register (np__park leaves for it with a tail call). */
+static __attribute__((noinline)) void park_traced(np_unlockf f, void *arg, int reason)
+{
+    np_m *m = np__getm();
+    np_g *g = m->curg;
+    trace_park(g, reason, arg);
+    park(m, g, f, arg, reason);
+}
+
+NP_HOT void np__park(np_unlockf f, void *arg, int reason)
+{
+    if (np__tracing()) {
+        park_traced(f, arg, reason);
+        return;
+    }
+    np_m *m = np__getm();
+    park(m, m->curg, f, arg, reason);
 }
 
 #ifdef NP_PARK_TAIL

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 np_trace_state np__trace;
@@ -84,9 +85,8 @@ out:
     return tb;
 }
 
-static inline np_tbuf *mybuf(void)
+static inline np_tbuf *mybuf(np_m *m)
 {
-    np_m *m = np__getm();
     uint32_t gen = atomic_load_explicit(&np__trace.gen, memory_order_relaxed);
     if (m)
         return m->tbgen == gen && m->tb ? m->tb : attach(m);
@@ -130,9 +130,9 @@ static inline void put(np_tev *e, uint64_t w0, uint64_t w1, uint64_t a, uint64_t
 
 /* Enter the buffer: busy set, then tracing seen still on (Dekker with stop, which
  * clears on, then waits for busy to be 0). */
-static inline np_tbuf *enter(void)
+static inline np_tbuf *enter(np_m *m)
 {
-    np_tbuf *tb = mybuf();
+    np_tbuf *tb = mybuf(m);
     if (!tb)
         return NULL;
     atomic_exchange_explicit(&tb->busy, 1, memory_order_seq_cst);
@@ -143,22 +143,30 @@ static inline np_tbuf *enter(void)
     return tb;
 }
 
-static inline uint64_t hdr(int type, int sub)
+static inline uint64_t hdr(np_m *m, int type, int sub)
 {
-    np_m *m = np__getm();
     uint64_t p = m && m->p ? (uint64_t)m->p->id + 1 : 0;
     return (uint64_t)type | (uint64_t)(sub & 0xff) << 8 | p << 16;
 }
 
+/* The clock of events (np__nanotime without its cache update). */
+static inline uint64_t now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void np__tev(int type, int sub, uint64_t a, uint64_t b, uint64_t c)
 {
-    np_tbuf *tb = enter();
+    np_m *m = np__getm();
+    np_tbuf *tb = enter(m);
     if (!tb)
         return;
     uint64_t pos;
     np_tev *e = slot(tb, &pos);
     if (e) {
-        put(e, (uint64_t)np__nanotime(), hdr(type, sub), a, b, c);
+        put(e, now(), hdr(m, type, sub), a, b, c);
         atomic_store_explicit(&tb->pos, pos, memory_order_release);
     }
     atomic_store_explicit(&tb->busy, 0, memory_order_release);
@@ -178,14 +186,15 @@ void np__tev_text(int type, uint64_t a, const char *t1, size_t n1, const char *t
         memcpy(text + n, t2, n2);
         n += n2;
     }
-    np_tbuf *tb = enter();
+    np_m *m = np__getm();
+    np_tbuf *tb = enter(m);
     if (!tb)
         return;
     /* the event, then ceil(n / 32) continuation slots of 32 bytes each */
     uint64_t pos;
     np_tev *e = slot(tb, &pos);
     if (e) {
-        put(e, (uint64_t)np__nanotime(), hdr(type, 0), a, n, 0);
+        put(e, now(), hdr(m, type, 0), a, n, 0);
         atomic_store_explicit(&tb->pos, pos, memory_order_release);
         for (size_t off = 0; off < n; off += 32) {
             uint64_t w[4] = {0, 0, 0, 0};
