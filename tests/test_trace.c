@@ -5,6 +5,7 @@
  * API's errors; np-trace's summary. Traces go to build/test-logs/trace/. */
 #include "t.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,7 +41,7 @@ static int check_trace(const char *scen, const char *file, const char *args)
 void pinger(void *a), ponger(void *a), pingpong_main(void *a), sleeper(void *a), sleeper_main(void *a),
     reader(void *a), socket_main(void *a), blocker(void *a), ticker(void *a), blocking_main(void *a),
     worker(void *a), steal_main(void *a), annotator(void *a), regions_main(void *a), errors_main(void *a),
-    ring_main(void *a), sigquit_main(void *a), env_main(void *a);
+    ring_main(void *a), sigquit_main(void *a), env_main(void *a), foreign_child(void *a), window_main(void *a);
 
 /* ---- ping-pong: two coroutines over unbuffered channels -------------------------------- */
 
@@ -336,6 +337,43 @@ static void t_ring_snapshot_bounded_holds_last(void)
     CHECK_EQ(check_trace("ring", f, "max_bytes=600000 last='round 20200' absent='round 19000'"), 0);
 }
 
+/* A ring that has not wrapped keeps everything from the start, though another thread's
+ * ring begins later (a foreign thread's np_go). */
+static np_wg fg_wg;
+void foreign_child(void *a)
+{
+    (void)a;
+    np_wg_done(&fg_wg);
+}
+static void *foreign_thread(void *a)
+{
+    (void)a;
+    CHECK(np_go(foreign_child, NULL) > 0);
+    return NULL;
+}
+
+void window_main(void *a)
+{
+    CHECK_EQ(np_trace_start("ring:64K"), 0);
+    np_trace_log("mark", "first");
+    np_wg_add(&fg_wg, 1);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, foreign_thread, NULL), 0);
+    np_wg_wait(&fg_wg);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    np_trace_log("mark", "last");
+    CHECK_EQ(np_trace_snapshot((const char *)a), 0);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_ring_unwrapped_keeps_its_start(void)
+{
+    t_procs(1);
+    const char *f = tpath("window");
+    T_RUN(window_main, (void *)f);
+    CHECK_EQ(check_trace("window", f, ""), 0);
+}
+
 /* A child: NP_TRACE=ring:64K, the flight recorder's snapshot on SIGQUIT (or a crash);
  * its standard error (the dump) in errf. */
 void sigquit_main(void *a)
@@ -453,6 +491,7 @@ static const t_case cases[] = {
     T(t_regions_and_logs),
     T(t_api_errors),
     T(t_ring_snapshot_bounded_holds_last),
+    T(t_ring_unwrapped_keeps_its_start),
     T(t_ring_written_on_sigquit),
     T(t_ring_written_on_crash),
     T(t_env_file_whole_run),

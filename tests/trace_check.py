@@ -280,6 +280,14 @@ elif scen == "ring":
         fail(f"the first events are still there: {msgs}")
     if not any(x["name"] == "running" for v in slices.values() for x in v):
         fail("no running slice")
+elif scen == "window":
+    msgs = [i["args"]["message"] for i in instants if i["name"] == "log"]
+    if msgs != ["first", "last"]:
+        fail(f"marks {msgs}, want first and last")
+    t = coroutine("foreign_child")
+    fl = flows_into(t)
+    if not fl or fl[0][0]["pid"] != 2 or not names[(2, fl[0][0]["tid"])].startswith("thread "):
+        fail(f"foreign_child not created by a foreign thread: {fl[:1]}")
 elif scen == "summary":
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "np-trace")
     out = subprocess.run([sys.executable, tool, path], capture_output=True, text=True, timeout=60)
