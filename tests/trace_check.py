@@ -280,6 +280,16 @@ elif scen == "ring":
         fail(f"the first events are still there: {msgs}")
     if not any(x["name"] == "running" for v in slices.values() for x in v):
         fail("no running slice")
+elif scen == "spinning":
+    m, ch = coroutine("spinning_main"), coroutine("spun_child")
+    if seq(m) != ["running"]:
+        fail(f"spinning_main: {seq(m)}, want one running slice over the whole trace")
+    fl = flows_into(ch)
+    if len(fl) != 1 or fl[0][0]["tid"] != m or fl[0][0]["pid"] != 3:
+        fail(f"spun_child's creation: {fl}")
+    r = track(ch)[-1]
+    if r["name"] != "running" or r["args"]["p"] == track(m)[0]["args"]["p"]:
+        fail(f"spun_child ran on {r}, main on {track(m)[0]}")
 elif scen == "window":
     msgs = [i["args"]["message"] for i in instants if i["name"] == "log"]
     if msgs != ["first", "last"]:

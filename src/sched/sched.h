@@ -129,8 +129,6 @@ struct np_m {
     void *after_arg;
     uint64_t rnd;
     stack_t altstack;
-    struct np_tbuf *tb;  /* its trace buffer, valid while tbgen is the session's */
-    uint32_t tbgen;
 #ifdef NP_ASAN
     const void *g0_bottom;
     size_t g0_size;

@@ -465,6 +465,20 @@ static pst *pget(cv *c, int p)
     return &c->p[p];
 }
 
+/* A coroutine seen making another runnable runs here and now: if nothing was known of
+ * it (it has run since before the trace began), it has run since the start, on this P
+ * and thread, so that its waker's slice exists. */
+static void g_waker(cv *c, rd *r, int64_t id, int p)
+{
+    gst *w = gfind(c, id, true);
+    if (w && w->st == GS_UNKNOWN) {
+        w->st = GS_RUNNING;
+        w->since = 0;
+        w->p = p;
+        w->tid = r->tid;
+    }
+}
+
 static void one(cv *c, rd *r)
 {
     uint64_t *w = r->w;
@@ -477,6 +491,8 @@ static void one(cv *c, rd *r)
     pst *ps;
     switch (type) {
     case EV_GO_CREATE:
+        if (w[3])
+            g_waker(c, r, (int64_t)w[3], p); /* (before g: it may move the table) */
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
         g->fn = w[4];
@@ -524,6 +540,8 @@ static void one(cv *c, rd *r)
         }
         break;
     case EV_GO_READY:
+        if (sub == WK_G && w[3])
+            g_waker(c, r, (int64_t)w[3], p);
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
         if (g->st == GS_RUNNABLE || g->st == GS_RUNNING)

@@ -17,9 +17,9 @@
 np_trace_state np__trace;
 _Thread_local signed char np__trace_ctx = -1;
 
-/* A thread that is not an M keeps its buffer here (with the session it belongs to). */
-static _Thread_local np_tbuf *foreign_tb;
-static _Thread_local uint32_t foreign_gen;
+static _Thread_local np_tslot *myslot; /* the calling thread's, once it recorded */
+static pthread_key_t slotkey;           /* its destructor frees the slot at thread exit */
+static pthread_once_t slotonce = PTHREAD_ONCE_INIT;
 
 static void tlock(void)
 {
@@ -31,19 +31,53 @@ static void tlock(void)
 }
 static void tunlock(void) { atomic_store(&np__trace.lock, 0); }
 
+static void slot_free(void *arg)
+{
+    np_tslot *sl = arg;
+    tlock();
+    sl->freelink = np__trace.freeslots;
+    np__trace.freeslots = sl;
+    tunlock();
+}
+static void slot_key(void) { pthread_key_create(&slotkey, slot_free); }
+
+/* The calling thread's slot: a free one, or a new one. NULL without memory. */
+static __attribute__((noinline)) np_tslot *slot_get(void)
+{
+    pthread_once(&slotonce, slot_key);
+    tlock();
+    np_tslot *sl = np__trace.freeslots;
+    if (sl) {
+        np__trace.freeslots = sl->freelink;
+    } else if ((sl = calloc(1, sizeof *sl))) {
+        sl->next = atomic_load(&np__trace.slots);
+        atomic_store_explicit(&np__trace.slots, sl, memory_order_release);
+    }
+    if (sl) {
+        sl->tb = NULL; /* (a dead thread's: its buffer stays in the session) */
+        sl->gen = 0;
+    }
+    tunlock();
+    if (sl) {
+        pthread_setspecific(slotkey, sl);
+        myslot = sl;
+    }
+    return sl;
+}
+
 static void *zmap(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* A buffer for the calling thread in the current session, or NULL (tracing stopped,
- * or no memory: its events are lost). */
-static __attribute__((noinline)) np_tbuf *attach(np_m *m)
+/* A buffer of session gen for the calling thread (busy set in sl), or NULL (that
+ * session is over, or no memory: the thread's events are lost). */
+static __attribute__((noinline)) np_tbuf *attach(np_tslot *sl, np_m *m, uint32_t gen)
 {
     tlock();
     np_tbuf *tb = NULL;
-    if (!atomic_load(&np__trace.on))
+    if (!atomic_load(&np__trace.on) || atomic_load(&np__trace.gen) != gen)
         goto out;
     tb = calloc(1, sizeof *tb);
     if (!tb)
@@ -72,25 +106,11 @@ static __attribute__((noinline)) np_tbuf *attach(np_m *m)
     tb->seq = np__trace.nbufs++;
     tb->next = atomic_load(&np__trace.bufs);
     atomic_store_explicit(&np__trace.bufs, tb, memory_order_release);
-    uint32_t gen = atomic_load(&np__trace.gen);
-    if (m) {
-        m->tb = tb;
-        m->tbgen = gen;
-    } else {
-        foreign_tb = tb;
-        foreign_gen = gen;
-    }
+    sl->tb = tb;
+    sl->gen = gen;
 out:
     tunlock();
     return tb;
-}
-
-static inline np_tbuf *mybuf(np_m *m)
-{
-    uint32_t gen = atomic_load_explicit(&np__trace.gen, memory_order_relaxed);
-    if (m)
-        return m->tbgen == gen && m->tb ? m->tb : attach(m);
-    return foreign_gen == gen && foreign_tb ? foreign_tb : attach(NULL);
 }
 
 /* The next slot of tb (inside busy), or NULL when full mode has no memory left. */
@@ -128,20 +148,26 @@ static inline void put(np_tev *e, uint64_t w0, uint64_t w1, uint64_t a, uint64_t
     atomic_store_explicit(&e->w[4], c, memory_order_relaxed);
 }
 
-/* Enter the buffer: busy set, then tracing seen still on (Dekker with stop, which
- * clears on, then waits for busy to be 0). */
-static inline np_tbuf *enter(np_m *m)
+/* Enter the calling thread's buffer: busy set in its slot, then tracing seen still on
+ * and the buffer of the current session (see np_tslot). NULL: record nothing (then
+ * busy is cleared again). */
+static inline np_tbuf *enter(np_m *m, np_tslot **slp)
 {
-    np_tbuf *tb = mybuf(m);
-    if (!tb)
+    np_tslot *sl = myslot ? myslot : slot_get();
+    if (!sl)
         return NULL;
-    atomic_exchange_explicit(&tb->busy, 1, memory_order_seq_cst);
-    if (!atomic_load_explicit(&np__trace.on, memory_order_seq_cst)) {
-        atomic_store_explicit(&tb->busy, 0, memory_order_release);
-        return NULL;
+    *slp = sl;
+    atomic_exchange_explicit(&sl->busy, 1, memory_order_seq_cst);
+    np_tbuf *tb = NULL;
+    if (atomic_load_explicit(&np__trace.on, memory_order_seq_cst)) {
+        uint32_t gen = atomic_load_explicit(&np__trace.gen, memory_order_seq_cst);
+        tb = sl->gen == gen && sl->tb ? sl->tb : attach(sl, m, gen);
     }
+    if (!tb)
+        atomic_store_explicit(&sl->busy, 0, memory_order_release);
     return tb;
 }
+static inline void leave(np_tslot *sl) { atomic_store_explicit(&sl->busy, 0, memory_order_release); }
 
 static inline uint64_t hdr(np_m *m, int type, int sub)
 {
@@ -157,19 +183,27 @@ static inline uint64_t now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One slot of tb written (inside busy) and published; false when there is no room. */
+static inline bool record(np_tbuf *tb, uint64_t w0, uint64_t w1, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t pos;
+    np_tev *e = slot(tb, &pos);
+    if (!e)
+        return false;
+    put(e, w0, w1, a, b, c);
+    atomic_store_explicit(&tb->pos, pos, memory_order_release);
+    return true;
+}
+
 void np__tev(int type, int sub, uint64_t a, uint64_t b, uint64_t c)
 {
     np_m *m = np__getm();
-    np_tbuf *tb = enter(m);
+    np_tslot *sl;
+    np_tbuf *tb = enter(m, &sl);
     if (!tb)
         return;
-    uint64_t pos;
-    np_tev *e = slot(tb, &pos);
-    if (e) {
-        put(e, now(), hdr(m, type, sub), a, b, c);
-        atomic_store_explicit(&tb->pos, pos, memory_order_release);
-    }
-    atomic_store_explicit(&tb->busy, 0, memory_order_release);
+    record(tb, now(), hdr(m, type, sub), a, b, c);
+    leave(sl);
 }
 
 void np__tev_text(int type, uint64_t a, const char *t1, size_t n1, const char *t2, size_t n2)
@@ -187,25 +221,20 @@ void np__tev_text(int type, uint64_t a, const char *t1, size_t n1, const char *t
         n += n2;
     }
     np_m *m = np__getm();
-    np_tbuf *tb = enter(m);
+    np_tslot *sl;
+    np_tbuf *tb = enter(m, &sl);
     if (!tb)
         return;
     /* the event, then ceil(n / 32) continuation slots of 32 bytes each */
-    uint64_t pos;
-    np_tev *e = slot(tb, &pos);
-    if (e) {
-        put(e, now(), hdr(m, type, 0), a, n, 0);
-        atomic_store_explicit(&tb->pos, pos, memory_order_release);
+    if (record(tb, now(), hdr(m, type, 0), a, n, 0)) {
         for (size_t off = 0; off < n; off += 32) {
             uint64_t w[4] = {0, 0, 0, 0};
             memcpy(w, text + off, n - off < 32 ? n - off : 32);
-            if (!(e = slot(tb, &pos)))
+            if (!record(tb, TEV_TEXT, w[0], w[1], w[2], w[3]))
                 break;
-            put(e, TEV_TEXT, w[0], w[1], w[2], w[3]);
-            atomic_store_explicit(&tb->pos, pos, memory_order_release);
         }
     }
-    atomic_store_explicit(&tb->busy, 0, memory_order_release);
+    leave(sl);
 }
 
 void np__tev_ready(uint64_t g)
@@ -325,8 +354,8 @@ static int quiesce(void)
     atomic_store(&np__trace.on, 0);
     atomic_fetch_add(&np__trace.gen, 1);
     tunlock();
-    for (np_tbuf *tb = atomic_load(&np__trace.bufs); tb; tb = tb->next)
-        while (atomic_load(&tb->busy))
+    for (np_tslot *sl = atomic_load(&np__trace.slots); sl; sl = sl->next)
+        while (atomic_load(&sl->busy))
             sched_yield();
     return 0;
 }

@@ -60,16 +60,16 @@ typedef struct np_tchunk {
     np_tev ev[TCHUNK];
 } np_tchunk;
 
-/* A thread's buffer. Written by its owner only, inside busy; read by the converter
- * after tracing stopped and busy is 0 (full), or at any time (ring: relaxed loads,
- * validated by pos). Freed only when tracing stops, after every busy was seen 0. */
+/* A thread's buffer in one session. Written by its owner only, inside its slot's busy;
+ * read by the converter after tracing stopped and every busy was seen 0 (full), or at
+ * any time (ring: relaxed loads, validated by pos). Freed when the session stops, after
+ * every slot's busy was seen 0. */
 typedef struct np_tbuf {
     struct np_tbuf *next; /* all buffers of this tracing session (pushed under lock) */
     int mid;              /* the M's id, or -1: a thread that is not an M */
     int seq;              /* order of attachment */
     int ostid;            /* the OS thread id */
     char name[24];        /* a thread that is not an M: its name */
-    _Atomic int busy;     /* 1 while the owner records */
     /* full: events in cur[0..pos), earlier ones in the chunks head..tail (full);
      * ring: cur is the ring of cap (a power of two) slots, pos counts every slot ever
      * written (release-stored after the slot) */
@@ -78,6 +78,21 @@ typedef struct np_tbuf {
     size_t cap;
     np_tchunk *head, *tail, *curchunk;
 } np_tbuf;
+
+/* A recording thread's slot: where its busy flag lives, outside any session's memory.
+ * Slots are never freed (a thread's slot goes back to a free list when it exits, for
+ * the next new thread), so a thread may set busy before it knows whether its buffer
+ * still exists: with busy set it checks that tracing is on and that tb belongs to the
+ * current session (gen), and only then touches tb. Stop clears on, bumps gen, then
+ * waits for every slot's busy to be 0: after that no thread is inside a buffer of the
+ * stopped session, nor will be. */
+typedef struct np_tslot {
+    struct np_tslot *next;     /* every slot ever (pushed under lock, read without) */
+    struct np_tslot *freelink; /* free slots, under lock */
+    _Atomic int busy;          /* 1 while its thread records */
+    uint32_t gen;              /* the session tb belongs to (0: none) */
+    np_tbuf *tb;
+} np_tslot;
 
 enum { TR_OFF, TR_FULL, TR_RING };
 
@@ -92,7 +107,9 @@ typedef struct np_trace_state {
     int64_t t0;               /* when the session started */
     np_tbuf *_Atomic bufs;    /* every buffer of the session */
     int nbufs;
-    _Atomic int lock;         /* start, stop, attaching a buffer */
+    np_tslot *_Atomic slots;  /* every thread slot ever */
+    np_tslot *freeslots;
+    _Atomic int lock;         /* start, stop, attaching a buffer, slots */
 } np_trace_state;
 extern np_trace_state np__trace;
 
