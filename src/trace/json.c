@@ -831,8 +831,10 @@ int64_t np__trace_write(int fd, bool ring)
     cv cvs;
     cv *c = &cvs;
     memset(c, 0, sizeof *c);
+    /* the list as it is now: buffers attached meanwhile go on at its head */
+    np_tbuf *head = atomic_load_explicit(&np__trace.bufs, memory_order_acquire);
     int nb = 0;
-    for (np_tbuf *tb = atomic_load_explicit(&np__trace.bufs, memory_order_acquire); tb; tb = tb->next)
+    for (np_tbuf *tb = head; tb; tb = tb->next)
         nb++;
     size_t rdsz = (size_t)(nb ? nb : 1) * sizeof(rd);
     c->w = cmap(sizeof(jw));
@@ -857,8 +859,7 @@ int64_t np__trace_write(int fd, bool ring)
     /* readers; a ring window starts where the latest of those that lost events starts */
     int k = 0;
     c->t0 = ring ? 0 : np__trace.t0;
-    for (np_tbuf *tb = atomic_load_explicit(&np__trace.bufs, memory_order_acquire); tb && k < nb;
-         tb = tb->next, k++) {
+    for (np_tbuf *tb = head; tb && k < nb; tb = tb->next, k++) {
         bool lost = rd_open(&rs[k], tb, ring);
         if (lost && rs[k].has && (int64_t)rs[k].w[0] > c->t0)
             c->t0 = (int64_t)rs[k].w[0];
