@@ -149,8 +149,8 @@ typedef struct rd {
     /* ring: a copy of the window, events ev[i..n) */
     np_tev *copy;
     size_t copysz;
-    /* full: chunk c (ev[i..n)), then the current one */
-    np_tchunk *c;
+    /* full: chunk c (ev[i..n)) up to tail, then cur (as they were when opened) */
+    np_tchunk *c, *tail, *curc;
     bool lastchunk;
     np_tev *ev;
     uint64_t i, n;
@@ -359,10 +359,10 @@ static const np_tev *peek(rd *r)
         if (r->copy || r->lastchunk)
             return NULL;
         np_tbuf *tb = r->tb;
-        if (r->c && r->c != tb->tail) {
+        if (r->c && r->c != r->tail) {
             r->c = r->c->next;
         } else {
-            r->c = tb->curchunk;
+            r->c = r->curc;
             r->lastchunk = true;
         }
         r->ev = r->c->ev;
@@ -410,12 +410,14 @@ static bool rd_open(rd *r, np_tbuf *tb, bool ring)
     r->tb = tb;
     r->tid = tb->mid >= 0 ? tb->mid : 100000 + tb->seq;
     if (!ring) {
-        r->c = tb->head;
+        r->c = atomic_load_explicit(&tb->head, memory_order_acquire);
+        r->tail = atomic_load_explicit(&tb->tail, memory_order_acquire);
+        r->curc = atomic_load_explicit(&tb->curchunk, memory_order_acquire);
         if (r->c) {
             r->ev = r->c->ev;
             r->n = TCHUNK;
         } else {
-            r->c = tb->curchunk;
+            r->c = r->curc;
             r->lastchunk = true;
             r->ev = r->c->ev;
             r->n = atomic_load_explicit(&tb->pos, memory_order_acquire);

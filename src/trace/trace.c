@@ -86,8 +86,9 @@ static __attribute__((noinline)) np_tbuf *attach(np_tslot *sl, np_m *m, uint32_t
         tb->cap = np__trace.ringslots;
         tb->cur = zmap(tb->cap * sizeof(np_tev));
     } else {
-        tb->curchunk = zmap(sizeof(np_tchunk));
-        tb->cur = tb->curchunk ? tb->curchunk->ev : NULL;
+        np_tchunk *c = zmap(sizeof(np_tchunk));
+        atomic_store_explicit(&tb->curchunk, c, memory_order_relaxed);
+        tb->cur = c ? c->ev : NULL;
         tb->cap = TCHUNK;
     }
     if (!tb->cur) {
@@ -125,12 +126,14 @@ static inline np_tev *slot(np_tbuf *tb, uint64_t *pos)
         np_tchunk *c = zmap(sizeof(np_tchunk));
         if (!c)
             return NULL;
-        if (tb->tail)
-            tb->tail->next = tb->curchunk;
+        np_tchunk *done = atomic_load_explicit(&tb->curchunk, memory_order_relaxed);
+        np_tchunk *tail = atomic_load_explicit(&tb->tail, memory_order_relaxed);
+        if (tail)
+            tail->next = done;
         else
-            tb->head = tb->curchunk;
-        tb->tail = tb->curchunk;
-        tb->curchunk = c;
+            atomic_store_explicit(&tb->head, done, memory_order_release);
+        atomic_store_explicit(&tb->tail, done, memory_order_release);
+        atomic_store_explicit(&tb->curchunk, c, memory_order_release);
         tb->cur = c->ev;
         atomic_store_explicit(&tb->pos, 0, memory_order_relaxed);
         p = 0;
@@ -283,11 +286,12 @@ static void free_bufs(void)
         if (np__trace.mode == TR_RING) {
             munmap(tb->cur, tb->cap * sizeof(np_tev));
         } else {
-            for (np_tchunk *c = tb->head, *cn; c; c = cn) {
-                cn = c == tb->tail ? NULL : c->next;
+            np_tchunk *tail = atomic_load(&tb->tail);
+            for (np_tchunk *c = atomic_load(&tb->head), *cn; c; c = cn) {
+                cn = c == tail ? NULL : c->next;
                 munmap(c, sizeof *c);
             }
-            munmap(tb->curchunk, sizeof(np_tchunk));
+            munmap(atomic_load(&tb->curchunk), sizeof(np_tchunk));
         }
         free(tb);
         tb = n;

@@ -76,7 +76,9 @@ typedef struct np_tbuf {
     _Atomic uint64_t pos;
     np_tev *cur;
     size_t cap;
-    np_tchunk *head, *tail, *curchunk;
+    /* (release-stored after the chunk's next, so that a snapshot of a running full
+     * trace, from SIGQUIT or a crash, walks a list that holds together) */
+    np_tchunk *_Atomic head, *_Atomic tail, *_Atomic curchunk;
 } np_tbuf;
 
 /* A recording thread's slot: where its busy flag lives, outside any session's memory.
