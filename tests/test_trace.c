@@ -42,7 +42,8 @@ void pinger(void *a), ponger(void *a), pingpong_main(void *a), sleeper(void *a),
     reader(void *a), socket_main(void *a), blocker(void *a), ticker(void *a), blocking_main(void *a),
     worker(void *a), steal_main(void *a), annotator(void *a), regions_main(void *a), errors_main(void *a),
     ring_main(void *a), sigquit_main(void *a), env_main(void *a), foreign_child(void *a), window_main(void *a),
-    churner(void *a), churn_main(void *a), spun_child(void *a), spinning_main(void *a);
+    churner(void *a), churn_main(void *a), spun_child(void *a), spinning_main(void *a),
+    full_quit_main(void *a);
 
 /* ---- ping-pong: two coroutines over unbuffered channels -------------------------------- */
 
@@ -456,7 +457,10 @@ void sigquit_main(void *a)
     raise(a ? SIGSEGV : SIGQUIT); /* (a store through NULL would stop at UBSan's check) */
 }
 
-static void child_with_ring(bool crash, const char *errf, int *status)
+static bool snapshot_path(const char *errf, char *path, size_t n);
+
+static void child_traced(const char *spec, np_fn fn, void *arg, bool dumpcontinue, const char *errf,
+                         int *status)
 {
     fflush(stdout);
     pid_t pid = fork();
@@ -464,14 +468,49 @@ static void child_with_ring(bool crash, const char *errf, int *status)
     if (pid == 0) {
         int fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
-        setenv("NP_TRACE", "ring:64K", 1);
+        setenv("NP_TRACE", spec, 1);
         setenv("NP_TRACE_DIR", tdir, 1);
-        unsetenv("NP_DUMP");
+        if (dumpcontinue)
+            setenv("NP_DUMP", "continue", 1);
+        else
+            unsetenv("NP_DUMP");
         t_procs(1);
-        np_run(sigquit_main, crash ? (void *)1 : NULL);
+        np_run(fn, arg);
         _exit(0);
     }
     CHECK_EQ(waitpid(pid, status, 0), pid);
+}
+
+static void child_with_ring(bool crash, const char *errf, int *status)
+{
+    child_traced("ring:64K", sigquit_main, crash ? (void *)1 : NULL, false, errf, status);
+}
+
+/* Full tracing and SIGQUIT (the program goes on): the trace so far is written to its
+ * file at the signal, the whole one at the end. */
+void full_quit_main(void *a)
+{
+    (void)a;
+    rounds(0, 3000);
+    np_trace_log("mark", "before the signal");
+    raise(SIGQUIT);
+    rounds(3000, 6000);
+    np_trace_log("mark", "after the signal");
+}
+
+static void t_full_written_on_sigquit_and_at_exit(void)
+{
+    tpath("x");
+    char errf[1200], path[1100];
+    snprintf(errf, sizeof errf, "%s/fullquit-%d.err", tdir, (int)getpid());
+    const char *f = tpath("fullquit");
+    int st;
+    child_traced(f, full_quit_main, NULL, true, errf, &st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!snapshot_path(errf, path, sizeof path))
+        FAILF("the dump names no trace file (%.150s)", errf);
+    CHECK_EQ(strcmp(path, f), 0);
+    CHECK_EQ(check_trace("marks", f, "want='before the signal,after the signal'"), 0);
 }
 
 /* the path the dump named: "np: trace written to PATH (N events)" */
@@ -566,6 +605,7 @@ static const t_case cases[] = {
     T(t_ring_unwrapped_keeps_its_start),
     T(t_ring_written_on_sigquit),
     T(t_ring_written_on_crash),
+    T(t_full_written_on_sigquit_and_at_exit),
     T(t_env_file_whole_run),
     {0},
 };

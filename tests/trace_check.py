@@ -290,6 +290,11 @@ elif scen == "spinning":
     r = track(ch)[-1]
     if r["name"] != "running" or r["args"]["p"] == track(m)[0]["args"]["p"]:
         fail(f"spun_child ran on {r}, main on {track(m)[0]}")
+elif scen == "marks":
+    msgs = [i["args"]["message"] for i in instants if i["name"] == "log"]
+    for m in kv["want"].split(","):
+        if m not in msgs:
+            fail(f"mark {m!r} missing: {msgs}")
 elif scen == "window":
     msgs = [i["args"]["message"] for i in instants if i["name"] == "log"]
     if msgs != ["first", "last"]:
