@@ -104,6 +104,7 @@ static void t_pingpong_in_order(void)
 
 void sleeper(void *a)
 {
+    np_trace_log("sleep", "20 ms"); /* (its time is before the sleep's deadline is taken) */
     np_sleep(20 * MS);
     if (a)
         np_wg_done(a);
