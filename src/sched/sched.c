@@ -1154,8 +1154,11 @@ top:
             pu = w;
     }
     int64_t lp = atomic_load(&np__sched.lastpoll);
-    if ((np__netpoll_waiters() || pu) && lp != 0 &&
-        atomic_compare_exchange_strong(&np__sched.lastpoll, &lp, 0)) {
+    /* Claim the poller by exchange, not compare-and-swap: sysmon moves lastpoll on
+     * while nobody polls, and a CAS that lost to it would leave this M asleep with
+     * nobody polling (a deadline, a timer or readiness then never seen). A 0 back
+     * means another M does poll: writing 0 changed nothing. */
+    if ((np__netpoll_waiters() || pu) && lp != 0 && atomic_exchange(&np__sched.lastpoll, 0) != 0) {
         atomic_store(&np__sched.polluntil, pu);
         int64_t delay = -1;
         if (pu) {
@@ -1328,9 +1331,16 @@ static void handoffp(np_p *p)
         startm(p, false);
         return;
     }
+    pthread_mutex_lock(&np__sched.lock);
+    if (atomic_load(&np__sched.runqsize) > 0) {
+        /* queued since the look above (np_blocking's requeue, a foreign np_go): its
+         * wakep found no idle P, so nobody else would run it */
+        pthread_mutex_unlock(&np__sched.lock);
+        startm(p, false);
+        return;
+    }
     if (np__tracing())
         np__tev(EV_P_STOP, 0, (uint64_t)p->id, 0, 0);
-    pthread_mutex_lock(&np__sched.lock);
     pidleput(p);
     pthread_mutex_unlock(&np__sched.lock);
 }
