@@ -36,9 +36,7 @@ void np__setm(np_m *m) { np__tls_m = m; }
 
 int64_t np__nanotime(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t now = np__clock();
     atomic_store_explicit(&np__sched.nowcache, now, memory_order_relaxed);
     return now;
 }

@@ -467,18 +467,65 @@ static pst *pget(cv *c, int p)
     return &c->p[p];
 }
 
-/* A coroutine seen making another runnable runs here and now: if nothing was known of
- * it (it has run since before the trace began), it has run since the start, on this P
- * and thread, so that its waker's slice exists. */
+/* A coroutine of which nothing was known (its last change was before the trace or the
+ * window) is in state st since the start: running on P p and r's thread, waiting, or in
+ * np_blocking. */
+static void g_assume(gst *g, int st, int p, rd *r)
+{
+    if (g->st != GS_UNKNOWN)
+        return;
+    g->st = (uint8_t)st;
+    g->since = 0;
+    g->p = p;
+    g->tid = r->tid;
+    g->reason = W_NONE;
+}
+
+/* A coroutine seen making another runnable runs here and now (so that the slice its
+ * flow leaves from exists). Before g is looked up: this may move the table. */
 static void g_waker(cv *c, rd *r, int64_t id, int p)
 {
     gst *w = gfind(c, id, true);
-    if (w && w->st == GS_UNKNOWN) {
-        w->st = GS_RUNNING;
-        w->since = 0;
-        w->p = p;
-        w->tid = r->tid;
+    if (w)
+        g_assume(w, GS_RUNNING, p, r);
+}
+
+/* g made runnable at ts by coroutine by, or (0) by r's thread, whose slice the flow
+ * leaves from: the thread's own (netpoll, timers) or, if anchor, one made for it. */
+static void g_woken(cv *c, rd *r, gst *g, int64_t ts, int64_t by, const char *anchor)
+{
+    g->st = GS_RUNNABLE;
+    g->since = ts;
+    g->wake = true;
+    g->wts = ts;
+    g->wpid = by ? 3 : 2;
+    g->wtid = by ? by : r->tid;
+    if (!by && anchor) {
+        ev_x(c, 2, r->tid, ts, ts, anchor, g->id);
+        ev_end(c);
     }
+}
+
+/* A region of g's stack (k) begun or ended ("b", "e") at ts. */
+static void region_ev(cv *c, const char *ph, gst *g, int k, int64_t ts)
+{
+    ev_begin(c, ph, 3, g->id, ts);
+    js(c->w, ",\"cat\":\"region\",\"id\":");
+    jdec(c->w, (int64_t)g->regid[k]);
+    js(c->w, ",\"name\":");
+    jstr(c->w, c->arena + g->regname[k], g->reglen[k]);
+    ev_end(c);
+}
+
+/* g's innermost region ends at ts (those past NREG were only counted). */
+static void region_pop(cv *c, gst *g, int64_t ts)
+{
+    if (--g->nreg >= NREG)
+        return;
+    int k = g->nreg;
+    region_ev(c, "e", g, k, ts);
+    if (g->regname[k] + g->reglen[k] == c->arenan)
+        c->arenan = g->regname[k];
 }
 
 static void one(cv *c, rd *r)
@@ -494,23 +541,11 @@ static void one(cv *c, rd *r)
     switch (type) {
     case EV_GO_CREATE:
         if (w[3])
-            g_waker(c, r, (int64_t)w[3], p); /* (before g: it may move the table) */
+            g_waker(c, r, (int64_t)w[3], p);
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
         g->fn = w[4];
-        g->st = GS_RUNNABLE;
-        g->since = ts;
-        g->wake = true;
-        g->wts = ts;
-        if (w[3]) {
-            g->wpid = 3;
-            g->wtid = (int64_t)w[3];
-        } else {
-            g->wpid = 2;
-            g->wtid = r->tid;
-            ev_x(c, 2, r->tid, ts, ts, "go g", (int64_t)w[2]);
-            ev_end(c);
-        }
+        g_woken(c, r, g, ts, (int64_t)w[3], "go g");
         break;
     case EV_GO_START:
         if (!(g = gfind(c, (int64_t)w[2], true)))
@@ -525,12 +560,7 @@ static void one(cv *c, rd *r)
     case EV_GO_STOP:
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
-        if (g->st == GS_UNKNOWN) { /* running since before the window */
-            g->st = GS_RUNNING;
-            g->since = 0;
-            g->p = p;
-            g->tid = r->tid;
-        }
+        g_assume(g, GS_RUNNING, p, r);
         g_close(c, g, ts);
         g->since = ts;
         g->st = sub == ST_YIELD ? GS_RUNNABLE : sub == ST_PARK ? GS_WAITING : GS_DEAD;
@@ -548,37 +578,15 @@ static void one(cv *c, rd *r)
             break;
         if (g->st == GS_RUNNABLE || g->st == GS_RUNNING)
             break;
-        if (g->st == GS_UNKNOWN) {
-            g->st = GS_WAITING;
-            g->reason = W_NONE;
-            g->since = 0;
-        }
+        g_assume(g, GS_WAITING, p, r);
         g_close(c, g, ts);
-        g->st = GS_RUNNABLE;
-        g->since = ts;
-        g->wake = true;
-        g->wts = ts;
-        if (sub == WK_G && w[3]) {
-            g->wpid = 3;
-            g->wtid = (int64_t)w[3];
-        } else {
-            g->wpid = 2;
-            g->wtid = r->tid;
-            if (sub != WK_NETPOLL && sub != WK_TIMER) { /* a slice for the flow to leave */
-                ev_x(c, 2, r->tid, ts, ts, "ready g", g->id);
-                ev_end(c);
-            }
-        }
+        g_woken(c, r, g, ts, sub == WK_G ? (int64_t)w[3] : 0,
+                sub == WK_NETPOLL || sub == WK_TIMER ? NULL : "ready g");
         break;
     case EV_BLOCK_BEGIN:
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
-        if (g->st == GS_UNKNOWN) {
-            g->st = GS_RUNNING;
-            g->since = 0;
-            g->p = p;
-            g->tid = r->tid;
-        }
+        g_assume(g, GS_RUNNING, p, r);
         g_close(c, g, ts);
         g->st = GS_BLOCKING;
         g->since = ts;
@@ -592,10 +600,7 @@ static void one(cv *c, rd *r)
     case EV_BLOCK_END:
         if (!(g = gfind(c, (int64_t)w[2], true)))
             break;
-        if (g->st == GS_UNKNOWN) {
-            g->st = GS_BLOCKING;
-            g->since = 0;
-        }
+        g_assume(g, GS_BLOCKING, p, r);
         g_close(c, g, ts);
         ev_x(c, 2, r->tid, r->blk ? r->blk : c->t0, ts, "np_blocking g", g->id);
         ev_end(c);
@@ -696,29 +701,14 @@ static void one(cv *c, rd *r)
                 g->reglen[g->nreg] = (uint32_t)r->tn;
                 c->arenan += r->tn;
             }
-            ev_begin(c, "b", 3, g->id, ts);
-            js(c->w, ",\"cat\":\"region\",\"id\":");
-            jdec(c->w, (int64_t)c->regions);
-            js(c->w, ",\"name\":");
-            jstr(c->w, c->arena + g->regname[g->nreg], g->reglen[g->nreg]);
-            ev_end(c);
+            region_ev(c, "b", g, g->nreg, ts);
         }
         g->nreg++;
         break;
     case EV_REGION_END:
         if (!(g = gfind(c, (int64_t)w[2], false)) || g->nreg == 0)
             break; /* (its begin was before the window) */
-        if (--g->nreg < NREG) {
-            int k = g->nreg;
-            ev_begin(c, "e", 3, g->id, ts);
-            js(c->w, ",\"cat\":\"region\",\"id\":");
-            jdec(c->w, (int64_t)g->regid[k]);
-            js(c->w, ",\"name\":");
-            jstr(c->w, c->arena + g->regname[k], g->reglen[k]);
-            ev_end(c);
-            if (g->regname[k] + g->reglen[k] == c->arenan)
-                c->arenan = g->regname[k];
-        }
+        region_pop(c, g, ts);
         break;
     case EV_LOG: {
         size_t cl = strnlen(r->text, r->tn);
@@ -900,17 +890,8 @@ int64_t np__trace_write(int fd, bool ring)
         if (!g->id)
             continue;
         g_close(c, g, t1);
-        while (g->nreg > 0) {
-            int kk = --g->nreg;
-            if (kk >= NREG)
-                continue;
-            ev_begin(c, "e", 3, g->id, t1);
-            js(c->w, ",\"cat\":\"region\",\"id\":");
-            jdec(c->w, (int64_t)g->regid[kk]);
-            js(c->w, ",\"name\":");
-            jstr(c->w, c->arena + g->regname[kk], g->reglen[kk]);
-            ev_end(c);
-        }
+        while (g->nreg > 0)
+            region_pop(c, g, t1);
     }
     for (int i = 0; i < c->np; i++) {
         pst *ps = &c->p[i];

@@ -178,14 +178,6 @@ static inline uint64_t hdr(np_m *m, int type, int sub)
     return (uint64_t)type | (uint64_t)(sub & 0xff) << 8 | p << 16;
 }
 
-/* The clock of events (np__nanotime without its cache update). */
-static inline uint64_t now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* One slot of tb written (inside busy) and published; false when there is no room. */
 static inline bool record(np_tbuf *tb, uint64_t w0, uint64_t w1, uint64_t a, uint64_t b, uint64_t c)
 {
@@ -205,7 +197,7 @@ void np__tev(int type, int sub, uint64_t a, uint64_t b, uint64_t c)
     np_tbuf *tb = enter(m, &sl);
     if (!tb)
         return;
-    record(tb, now(), hdr(m, type, sub), a, b, c);
+    record(tb, (uint64_t)np__clock(), hdr(m, type, sub), a, b, c);
     leave(sl);
 }
 
@@ -229,7 +221,7 @@ void np__tev_text(int type, uint64_t a, const char *t1, size_t n1, const char *t
     if (!tb)
         return;
     /* the event, then ceil(n / 32) continuation slots of 32 bytes each */
-    if (record(tb, now(), hdr(m, type, 0), a, n, 0)) {
+    if (record(tb, (uint64_t)np__clock(), hdr(m, type, 0), a, n, 0)) {
         for (size_t off = 0; off < n; off += 32) {
             uint64_t w[4] = {0, 0, 0, 0};
             memcpy(w, text + off, n - off < 32 ? n - off : 32);
