@@ -250,12 +250,12 @@ void sync_main(void *)
 void time_main(void *)
 {
     const int64_t ms = 1000000;
+    int64_t t0 = np_now(), v = 0; // before np_after: its deadline is counted from the call
     np_ticker *tk = np_ticker_new(2 * ms);
     np_chan *after = np_after(30 * ms);
     EXPECT(tk != nullptr && after != nullptr);
     if (!tk || !after)
         return;
-    int64_t t0 = np_now(), v = 0;
     int ticks = 0;
     for (;;) {
         np_case cs[2] = {};
