@@ -454,8 +454,8 @@ void np_netlog_close(void);
 /* Start tracing. spec "FILE": record everything until np_trace_stop (or np_run's end),
  * then write FILE (created now). spec "ring:SIZE" (SIZE in bytes, with K, M or G): a
  * flight recorder keeping the last SIZE of events per thread, written by
- * np_trace_snapshot. Returns 0, or -1/errno: EINVAL (bad spec), EBUSY (tracing already),
- * or open(2)'s error for FILE. */
+ * np_trace_snapshot. Returns 0, or -1/errno: EINVAL (bad spec), EBUSY (tracing already,
+ * or a stop still writing), or open(2)'s error for FILE. */
 int np_trace_start(const char *spec);
 
 /* Stop tracing; a full trace is then written to its file (from a coroutine, as in
@@ -463,7 +463,8 @@ int np_trace_start(const char *spec);
 int np_trace_stop(void);
 
 /* Write the flight recorder's events (the last SIZE per thread) to path, tracing going
- * on. Returns 0, or -1/errno: EINVAL when no flight recorder runs, open(2)/write(2)'s. */
+ * on (a concurrent np_trace_stop waits for it). Returns 0, or -1/errno: EINVAL when no
+ * flight recorder runs, open(2)/write(2)'s. */
 int np_trace_snapshot(const char *path);
 
 /* 1 while tracing is on, else 0. */

@@ -43,7 +43,8 @@ void pinger(void *a), ponger(void *a), pingpong_main(void *a), sleeper(void *a),
     worker(void *a), steal_main(void *a), annotator(void *a), regions_main(void *a), errors_main(void *a),
     ring_main(void *a), sigquit_main(void *a), env_main(void *a), foreign_child(void *a), window_main(void *a),
     churner(void *a), churn_main(void *a), spun_child(void *a), spinning_main(void *a),
-    full_quit_main(void *a);
+    full_quit_main(void *a), snapper(void *a), restarter(void *a), race_main(void *a),
+    quitrace_main(void *a);
 
 /* ---- ping-pong: two coroutines over unbuffered channels -------------------------------- */
 
@@ -323,6 +324,82 @@ static void t_start_stop_while_recording(void)
     CHECK_EQ(check_trace("any", f, ""), 0);
 }
 
+/* ---- snapshots and starts racing a stop ------------------------------------------------ */
+
+/* Two coroutines start and stop flight recorders, a third takes snapshots, on 2 Ps while
+ * churners record: a start succeeds or finds a session (EBUSY, also while a stop still
+ * frees), a stop succeeds or finds none (EINVAL), a snapshot succeeds or finds no
+ * recorder (EINVAL); no snapshot reads a buffer a stop freed (a fault, or ASan's report),
+ * and the last one written is a whole trace. */
+static _Atomic int race_end;
+static _Atomic long race_snaps, race_sessions;
+static np_wg race_wg;
+
+void snapper(void *a)
+{
+    while (!atomic_load(&race_end)) {
+        if (np_trace_snapshot((const char *)a) == 0)
+            atomic_fetch_add(&race_snaps, 1);
+        else
+            CHECK_EQ(errno, EINVAL);
+        np_yield();
+    }
+    np_wg_done(&race_wg);
+}
+
+void restarter(void *a)
+{
+    (void)a;
+    while (!atomic_load(&race_end)) {
+        if (np_trace_start("ring:64K") == 0)
+            atomic_fetch_add(&race_sessions, 1);
+        else
+            CHECK_EQ(errno, EBUSY);
+        for (int k = 0; k < 50; k++)
+            np_yield();
+        if (np_trace_stop() != 0)
+            CHECK_EQ(errno, EINVAL);
+    }
+    np_wg_done(&race_wg);
+}
+
+void race_main(void *a)
+{
+    np_chan *c = np_chan_new(sizeof(int), 0);
+    atomic_store(&churn_stop, 0);
+    np_wg_add(&churn_wg, 2);
+    np_go(churner, c);
+    np_go(churner, c);
+    np_wg_add(&race_wg, 3);
+    np_go(snapper, a);
+    np_go(restarter, NULL);
+    np_go(restarter, NULL);
+    long want = t_scaled(400);
+    int64_t t0 = np_now();
+    while (atomic_load(&race_sessions) < want || atomic_load(&race_snaps) < 100) {
+        if (np_now() - t0 > 20000 * MS * t_scale_v())
+            FAILF("%ld sessions, %ld snapshots", (long)atomic_load(&race_sessions),
+                  (long)atomic_load(&race_snaps));
+        np_yield();
+    }
+    atomic_store(&race_end, 1);
+    np_wg_wait(&race_wg);
+    if (np_trace_on())
+        CHECK_EQ(np_trace_stop(), 0);
+    atomic_store(&churn_stop, 1);
+    np_chan_close(c);
+    np_wg_wait(&churn_wg);
+    np_chan_free(c);
+}
+
+static void t_snapshot_and_start_race_stop(void)
+{
+    t_procs(2);
+    const char *f = tpath("race");
+    T_RUN(race_main, (void *)f);
+    CHECK_EQ(check_trace("any", f, ""), 0);
+}
+
 /* ---- a waker that has run since before the trace began, and never stops in it ---------- */
 
 static _Atomic int spun;
@@ -567,6 +644,61 @@ static void t_ring_written_on_crash(void)
     unlink(path);
 }
 
+/* SIGQUIT (the program goes on) while the flight recorder is stopped and started again
+ * and again: a thread sends a signal each time a new session begins, so some land while
+ * a stop frees the buffers. The program lives on, and every snapshot named is whole. */
+static _Atomic long qr_sessions;
+static _Atomic int qr_sent;
+enum { QR_SIGNALS = 30 };
+
+static void *quit_sender(void *a)
+{
+    (void)a;
+    long seen = 0;
+    for (int i = 0; i < QR_SIGNALS; i++) {
+        while (atomic_load(&qr_sessions) == seen)
+            sched_yield();
+        seen = atomic_load(&qr_sessions);
+        kill(getpid(), SIGQUIT);
+    }
+    atomic_store(&qr_sent, 1);
+    return NULL;
+}
+
+static void *join_thread(void *a)
+{
+    pthread_join(*(pthread_t *)a, NULL);
+    return NULL;
+}
+
+void quitrace_main(void *a)
+{
+    (void)a;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, quit_sender, NULL), 0);
+    while (!atomic_load(&qr_sent)) {
+        if (np_trace_on())
+            CHECK_EQ(np_trace_stop(), 0);
+        CHECK_EQ(np_trace_start("ring:16K"), 0);
+        atomic_fetch_add(&qr_sessions, 1);
+        rounds(0, 50);
+    }
+    np_blocking(join_thread, &th);
+}
+
+static void t_sigquit_races_stop(void)
+{
+    tpath("x");
+    char errf[1200], path[1100];
+    snprintf(errf, sizeof errf, "%s/quitrace-%d.err", tdir, (int)getpid());
+    int st;
+    child_traced("ring:16K", quitrace_main, NULL, true, errf, &st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!snapshot_path(errf, path, sizeof path))
+        FAILF("no dump named a trace file (%.150s)", errf);
+    CHECK_EQ(check_trace("any", path, ""), 0);
+}
+
 /* ---- NP_TRACE=FILE: from np_run's start to its end -------------------------------------- */
 
 void env_main(void *a)
@@ -600,6 +732,7 @@ static const t_case cases[] = {
     T(t_steal_with_two_ps),
     T(t_regions_and_logs),
     T(t_start_stop_while_recording),
+    T(t_snapshot_and_start_race_stop),
     T(t_waker_running_since_before_start),
     T(t_api_errors),
     T(t_ring_snapshot_bounded_holds_last),
@@ -607,6 +740,7 @@ static const t_case cases[] = {
     T(t_ring_written_on_sigquit),
     T(t_ring_written_on_crash),
     T(t_full_written_on_sigquit_and_at_exit),
+    T(t_sigquit_races_stop),
     T(t_env_file_whole_run),
     {0},
 };

@@ -146,7 +146,8 @@ typedef struct pst { int64_t idle, sys, sysg; } pst;
 typedef struct rd {
     np_tbuf *tb;
     int tid;
-    /* ring: a copy of the window, events ev[i..n) */
+    /* ring: a copy of the window, events ev[i..n) (none when the ring is empty) */
+    bool ring;
     np_tev *copy;
     size_t copysz;
     /* full: chunk c (ev[i..n)) up to tail, then cur (as they were when opened) */
@@ -356,7 +357,7 @@ static void ld(const np_tev *e, uint64_t w[5])
 static const np_tev *peek(rd *r)
 {
     while (r->i == r->n) {
-        if (r->copy || r->lastchunk)
+        if (r->ring || r->lastchunk)
             return NULL;
         np_tbuf *tb = r->tb;
         if (r->c && r->c != r->tail) {
@@ -425,6 +426,7 @@ static bool rd_open(rd *r, np_tbuf *tb, bool ring)
         advance(r);
         return false;
     }
+    r->ring = true;
     uint64_t hi = atomic_load_explicit(&tb->pos, memory_order_acquire);
     uint64_t lo = hi > tb->cap ? hi - tb->cap : 0;
     r->copysz = (hi - lo) * sizeof(np_tev);
@@ -765,7 +767,8 @@ static void jsym(jw *w, const char *s)
     }
 }
 
-static void g_fn(np_g *x, void *arg)
+/* (reads coroutines that others may be creating meanwhile, as the dump does) */
+NP_NOTSAN static void g_fn(np_g *x, void *arg)
 {
     cv *c = arg;
     uint32_t st = atomic_load_explicit(&x->status, memory_order_relaxed);

@@ -319,7 +319,7 @@ int np_trace_start(const char *spec)
         close(fd);
     }
     tlock();
-    if (atomic_load(&np__trace.on)) {
+    if (atomic_load(&np__trace.on) || np__trace.stopping) {
         tunlock();
         errno = EBUSY;
         return -1;
@@ -349,6 +349,7 @@ static int quiesce(void)
     }
     atomic_store(&np__trace.on, 0);
     atomic_fetch_add(&np__trace.gen, 1);
+    np__trace.stopping = true;
     tunlock();
     for (np_tslot *sl = atomic_load(&np__trace.slots); sl; sl = sl->next)
         while (atomic_load(&sl->busy))
@@ -373,6 +374,18 @@ static int write_path(const char *path, bool ring, int64_t *nev)
     return n < 0 ? -1 : 0;
 }
 
+/* A snapshot's way in: false when tracing is off (or stopping). */
+static bool reader_enter(void)
+{
+    atomic_fetch_add(&np__trace.readers, 1);
+    if (atomic_load(&np__trace.on))
+        return true;
+    atomic_fetch_sub(&np__trace.readers, 1);
+    return false;
+}
+static void reader_leave(void) { atomic_fetch_sub(&np__trace.readers, 1); }
+
+/* After quiesce: write the full trace, wait out the snapshots, free the session. */
 static void *stop_job(void *arg)
 {
     int *rc = arg;
@@ -381,8 +394,13 @@ static void *stop_job(void *arg)
     if (mode == TR_FULL)
         r = write_path(np__trace.path, false, NULL);
     int e = errno;
+    while (atomic_load(&np__trace.readers))
+        sched_yield();
     free_bufs();
+    tlock();
     np__trace.mode = TR_OFF;
+    np__trace.stopping = false;
+    tunlock();
     errno = e;
     *rc = r ? errno : 0;
     return NULL;
@@ -407,7 +425,15 @@ struct snap { const char *path; int rc; };
 static void *snap_job(void *arg)
 {
     struct snap *s = arg;
-    s->rc = write_path(s->path, np__trace.mode == TR_RING, NULL) ? errno : 0;
+    if (!reader_enter()) {
+        s->rc = EINVAL; /* stopped meanwhile */
+        return NULL;
+    }
+    if (np__trace.mode != TR_RING)
+        s->rc = EINVAL; /* no flight recorder */
+    else
+        s->rc = write_path(s->path, true, NULL) ? errno : 0;
+    reader_leave();
     return NULL;
 }
 
@@ -417,8 +443,8 @@ int np_trace_snapshot(const char *path)
         errno = EINVAL;
         return -1;
     }
-    if (!atomic_load(&np__trace.on) || np__trace.mode != TR_RING) {
-        errno = EINVAL; /* no flight recorder */
+    if (!atomic_load(&np__trace.on)) {
+        errno = EINVAL; /* not tracing (the mode is checked inside, as a reader) */
         return -1;
     }
     struct snap s = {path, 0};
@@ -465,7 +491,7 @@ void np__trace_fini(void)
 
 void np__trace_dump(np_out *o)
 {
-    if (!atomic_load(&np__trace.on))
+    if (!reader_enter())
         return;
     char path[4200];
     size_t n = 0;
@@ -511,6 +537,7 @@ void np__trace_dump(np_out *o)
         np__out_str(o, "\n");
     }
     np__out_flush(o);
+    reader_leave();
 }
 
 /* ---- annotations ----------------------------------------------------------------- */

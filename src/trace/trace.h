@@ -112,6 +112,11 @@ typedef struct np_trace_state {
     np_tslot *_Atomic slots;  /* every thread slot ever */
     np_tslot *freeslots;
     _Atomic int lock;         /* start, stop, attaching a buffer, slots */
+    /* Snapshots writing from the session's buffers (np_trace_snapshot, SIGQUIT, a
+     * crash): a reader counts itself in, then checks on (both seq_cst); stop clears on,
+     * then waits for 0 before it frees anything. */
+    _Atomic int readers;
+    bool stopping;            /* under lock: on cleared, buffers not yet freed (start: EBUSY) */
 } np_trace_state;
 extern np_trace_state np__trace;
 
