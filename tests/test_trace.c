@@ -294,13 +294,38 @@ void churner(void *a)
     np_wg_done(&churn_wg);
 }
 
-void churn_main(void *a)
+/* Two churners exchanging messages (on both Ps with 2): every thread records. */
+static np_chan *churn_begin(void)
 {
-    const char *f = a;
     np_chan *c = np_chan_new(sizeof(int), 0);
+    atomic_store(&churn_stop, 0);
     np_wg_add(&churn_wg, 2);
     np_go(churner, c);
     np_go(churner, c);
+    return c;
+}
+
+static void churn_end(np_chan *c)
+{
+    atomic_store(&churn_stop, 1);
+    np_chan_close(c);
+    np_wg_wait(&churn_wg);
+    np_chan_free(c);
+}
+
+/* fn on 2 Ps, writing its traces to NAME's file, which must then be a whole trace */
+static void run_2p_any(np_fn fn, const char *name)
+{
+    t_procs(2);
+    const char *f = tpath(name);
+    T_RUN(fn, (void *)f);
+    CHECK_EQ(check_trace("any", f, ""), 0);
+}
+
+void churn_main(void *a)
+{
+    const char *f = a;
+    np_chan *c = churn_begin();
     long sessions = t_scaled(60);
     for (long i = 0; i < sessions; i++) {
         CHECK_EQ(np_trace_start(i % 2 ? "ring:64K" : f), 0);
@@ -310,19 +335,10 @@ void churn_main(void *a)
             CHECK_EQ(np_trace_snapshot(f), 0);
         CHECK_EQ(np_trace_stop(), 0);
     }
-    atomic_store(&churn_stop, 1);
-    np_chan_close(c);
-    np_wg_wait(&churn_wg);
-    np_chan_free(c);
+    churn_end(c);
 }
 
-static void t_start_stop_while_recording(void)
-{
-    t_procs(2);
-    const char *f = tpath("churn");
-    T_RUN(churn_main, (void *)f);
-    CHECK_EQ(check_trace("any", f, ""), 0);
-}
+static void t_start_stop_while_recording(void) { run_2p_any(churn_main, "churn"); }
 
 /* ---- snapshots and starts racing a stop ------------------------------------------------ */
 
@@ -365,11 +381,7 @@ void restarter(void *a)
 
 void race_main(void *a)
 {
-    np_chan *c = np_chan_new(sizeof(int), 0);
-    atomic_store(&churn_stop, 0);
-    np_wg_add(&churn_wg, 2);
-    np_go(churner, c);
-    np_go(churner, c);
+    np_chan *c = churn_begin();
     np_wg_add(&race_wg, 3);
     np_go(snapper, a);
     np_go(restarter, NULL);
@@ -386,19 +398,10 @@ void race_main(void *a)
     np_wg_wait(&race_wg);
     if (np_trace_on())
         CHECK_EQ(np_trace_stop(), 0);
-    atomic_store(&churn_stop, 1);
-    np_chan_close(c);
-    np_wg_wait(&churn_wg);
-    np_chan_free(c);
+    churn_end(c);
 }
 
-static void t_snapshot_and_start_race_stop(void)
-{
-    t_procs(2);
-    const char *f = tpath("race");
-    T_RUN(race_main, (void *)f);
-    CHECK_EQ(check_trace("any", f, ""), 0);
-}
+static void t_snapshot_and_start_race_stop(void) { run_2p_any(race_main, "race"); }
 
 /* ---- a waker that has run since before the trace began, and never stops in it ---------- */
 

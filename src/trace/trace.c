@@ -385,17 +385,18 @@ static bool reader_enter(void)
 }
 static void reader_leave(void) { atomic_fetch_sub(&np__trace.readers, 1); }
 
-/* After quiesce: write the full trace, wait out the snapshots, free the session. */
+/* After quiesce: wait out the snapshots (a SIGQUIT's of a full trace writes the same
+ * file), write the full trace, free the session. */
 static void *stop_job(void *arg)
 {
     int *rc = arg;
+    while (atomic_load(&np__trace.readers))
+        sched_yield();
     int mode = np__trace.mode;
     int r = 0;
     if (mode == TR_FULL)
         r = write_path(np__trace.path, false, NULL);
     int e = errno;
-    while (atomic_load(&np__trace.readers))
-        sched_yield();
     free_bufs();
     tlock();
     np__trace.mode = TR_OFF;
