@@ -319,7 +319,7 @@ int np_trace_start(const char *spec)
         close(fd);
     }
     tlock();
-    if (atomic_load(&np__trace.on) || np__trace.stopping) {
+    if (np__trace.mode != TR_OFF) { /* on, or a stop still writing */
         tunlock();
         errno = EBUSY;
         return -1;
@@ -349,7 +349,6 @@ static int quiesce(void)
     }
     atomic_store(&np__trace.on, 0);
     atomic_fetch_add(&np__trace.gen, 1);
-    np__trace.stopping = true;
     tunlock();
     for (np_tslot *sl = atomic_load(&np__trace.slots); sl; sl = sl->next)
         while (atomic_load(&sl->busy))
@@ -400,7 +399,6 @@ static void *stop_job(void *arg)
     free_bufs();
     tlock();
     np__trace.mode = TR_OFF;
-    np__trace.stopping = false;
     tunlock();
     errno = e;
     *rc = r ? errno : 0;
@@ -427,7 +425,7 @@ static void *snap_job(void *arg)
 {
     struct snap *s = arg;
     if (!reader_enter()) {
-        s->rc = EINVAL; /* stopped meanwhile */
+        s->rc = EINVAL; /* not tracing */
         return NULL;
     }
     if (np__trace.mode != TR_RING)
@@ -442,10 +440,6 @@ int np_trace_snapshot(const char *path)
 {
     if (!path || !*path) {
         errno = EINVAL;
-        return -1;
-    }
-    if (!atomic_load(&np__trace.on)) {
-        errno = EINVAL; /* not tracing (the mode is checked inside, as a reader) */
         return -1;
     }
     struct snap s = {path, 0};

@@ -101,7 +101,8 @@ enum { TR_OFF, TR_FULL, TR_RING };
 typedef struct np_trace_state {
     _Atomic int on;           /* the only thing a trace point reads while off */
     _Atomic uint32_t gen;     /* tracing session: a thread's buffer belongs to one */
-    int mode;                 /* TR_*, set while off, under lock */
+    int mode;                 /* TR_*, under lock: TR_OFF while no session, from a start
+                                 until its stop freed the buffers (a start: EBUSY) */
     size_t ringslots;         /* ring: slots per thread */
     char path[4096];          /* full: where np_trace_stop writes */
     char dir[4096];           /* ring: where SIGQUIT and crash snapshots go */
@@ -116,7 +117,6 @@ typedef struct np_trace_state {
      * crash): a reader counts itself in, then checks on (both seq_cst); stop clears on,
      * then waits for 0 before it frees anything. */
     _Atomic int readers;
-    bool stopping;            /* under lock: on cleared, buffers not yet freed (start: EBUSY) */
 } np_trace_state;
 extern np_trace_state np__trace;
 
