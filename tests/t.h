@@ -21,6 +21,8 @@
 #define NP_TEST_T_H
 #include <np.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -214,6 +216,29 @@ static inline uint64_t t_rand(uint64_t *s)
     x ^= x >> 27;
     *s = x;
     return x * 2685821657736338717ULL;
+}
+
+/* The distinct OS threads (up to 2) that ran some code: a work-sharing check. Zero
+ * the struct and set mu to NP_MUTEX_INIT; t_threads_note from a coroutine. */
+typedef struct t_threads {
+    np_mutex mu;
+    pthread_t ids[2];
+    atomic_int n;
+} t_threads;
+/* (pthread_self is declared const: called through this, it is asked each time, also
+ * after the coroutine moved to another thread) */
+static pthread_t (*volatile t_self_)(void) = pthread_self;
+
+static inline void t_threads_note(t_threads *t)
+{
+    pthread_t me = t_self_();
+    np_mutex_lock(&t->mu);
+    int n = atomic_load(&t->n), seen = 0;
+    for (int i = 0; i < n; i++)
+        seen |= pthread_equal(t->ids[i], me);
+    if (!seen && n < 2)
+        t->ids[atomic_fetch_add(&t->n, 1)] = me;
+    np_mutex_unlock(&t->mu);
 }
 
 static inline double t_secs(void)

@@ -642,8 +642,6 @@ static void t_name_lookups(void)
  * thread-local state (errno included) is then another thread's; np sets errno on the
  * thread it resumes on. */
 static _Atomic int moved;
-/* (pthread_self is declared const: called through this, it is asked each time) */
-static pthread_t (*volatile self_)(void) = pthread_self;
 
 static void errno_worker(void *arg)
 {
@@ -656,11 +654,11 @@ static void errno_worker(void *arg)
      * then after seconds, when the workers happen to sit on the idle P) */
     int64_t end = np_now() + 20000 * MS;
     for (int i = 0; i < 50 || (atomic_load(&moved) == 0 && np_now() < end); i++) {
-        pthread_t before = self_();
+        pthread_t before = t_self_();
         T_ERRNO = 0;
         CHECK_EQ(read(s[0], &c, 1), -1);
         CHECK_EQ(t_errno(), EAGAIN); /* set on the thread it resumed on */
-        if (!pthread_equal(before, self_()))
+        if (!pthread_equal(before, t_self_()))
             atomic_fetch_add(&moved, 1);
     }
     close(s[0]);

@@ -246,23 +246,14 @@ static void t_spawn_churn(void)
 
 /* ---- work stealing ------------------------------------------------------------------------ */
 
-static pthread_t steal_threads[2];
-static atomic_int steal_nthreads;
-static np_mutex steal_mu = NP_MUTEX_INIT;
+static t_threads steal_threads = {.mu = NP_MUTEX_INIT};
 
 static void steal_job(void *arg)
 {
     int64_t until = np_now() + 1000000; /* 1 ms of work without yielding */
     while (np_now() < until)
         cpu_relax();
-    pthread_t me = pthread_self();
-    np_mutex_lock(&steal_mu);
-    int n = atomic_load(&steal_nthreads), seen = 0;
-    for (int i = 0; i < n; i++)
-        seen |= pthread_equal(steal_threads[i], me);
-    if (!seen && n < 2)
-        steal_threads[atomic_fetch_add(&steal_nthreads, 1)] = me;
-    np_mutex_unlock(&steal_mu);
+    t_threads_note(&steal_threads);
     np_wg_done(&finished);
 }
 
@@ -280,7 +271,7 @@ static void t_work_stealing(void)
 {
     t_procs(2);
     T_RUN(steal_main, NULL);
-    CHECK_EQ(atomic_load(&steal_nthreads), 2);
+    CHECK_EQ(atomic_load(&steal_threads.n), 2);
 }
 
 /* ---- fairness -------------------------------------------------------------------------------- */

@@ -214,23 +214,7 @@ static void t_blocking_call_hands_off_p(void)
 /* ---- a steal with two Ps -------------------------------------------------------------- */
 
 static np_wg st_wg;
-static np_mutex st_mu = NP_MUTEX_INIT;
-static pthread_t st_threads[2];
-static atomic_int st_nthreads; /* distinct threads that have run a worker, up to 2 */
-/* (pthread_self is declared const: called through this, it is asked each time) */
-static pthread_t (*volatile st_self)(void) = pthread_self;
-
-static void st_note_thread(void)
-{
-    pthread_t me = st_self();
-    np_mutex_lock(&st_mu);
-    int n = atomic_load(&st_nthreads), seen = 0;
-    for (int i = 0; i < n; i++)
-        seen |= pthread_equal(st_threads[i], me);
-    if (!seen && n < 2)
-        st_threads[atomic_fetch_add(&st_nthreads, 1)] = me;
-    np_mutex_unlock(&st_mu);
-}
+static t_threads st_threads = {.mu = NP_MUTEX_INIT};
 
 /* Busy for 3 ms, and on until both threads have run a worker: when one thread is held
  * off by the OS the other may steal every worker in turn (nothing wrong), but the
@@ -240,10 +224,10 @@ void worker(void *a)
 {
     (void)a;
     int64_t end = np_now() + 3 * MS, give_up = np_now() + 10000LL * MS * t_scale_v();
-    st_note_thread();
-    while (np_now() < end || (atomic_load(&st_nthreads) < 2 && np_now() < give_up))
-        if (atomic_load(&st_nthreads) < 2)
-            st_note_thread();
+    t_threads_note(&st_threads);
+    while (np_now() < end || (atomic_load(&st_threads.n) < 2 && np_now() < give_up))
+        if (atomic_load(&st_threads.n) < 2)
+            t_threads_note(&st_threads);
     np_wg_done(&st_wg);
 }
 
@@ -256,7 +240,7 @@ void steal_main(void *a)
     for (;;) {
         np_stats before, after;
         np_stats_get(&before);
-        atomic_store(&st_nthreads, 0);
+        atomic_store(&st_threads.n, 0);
         CHECK_EQ(np_trace_start((const char *)a), 0);
         np_wg_add(&st_wg, 8);
         for (int i = 0; i < 8; i++)
@@ -264,7 +248,7 @@ void steal_main(void *a)
         np_wg_wait(&st_wg);
         CHECK_EQ(np_trace_stop(), 0);
         np_stats_get(&after);
-        if (after.steals > before.steals && atomic_load(&st_nthreads) == 2)
+        if (after.steals > before.steals && atomic_load(&st_threads.n) == 2)
             break;
         if (++rounds == 20)
             FAILF("no steal in %d rounds", rounds);
