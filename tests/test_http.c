@@ -203,9 +203,11 @@ static void wait_conns(np_http_server *s, int64_t n)
 {
     int64_t t0 = np_now();
     while (np_http_server_conns(s) != n) {
-        if (np_now() - t0 > 10 * SEC * (t_scale_v() > 1 ? 3 : 1))
+        if (np_now() - t0 > 10 * SEC * (t_scale_v() > 1 ? 3 : 1)) {
+            np_dump(2); /* where the connections' coroutines wait */
             FAILF("the server holds %lld connections, want %lld", (long long)np_http_server_conns(s),
                   (long long)n);
+        }
         np_yield();
     }
 }

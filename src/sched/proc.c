@@ -114,6 +114,22 @@ void np__begin_stop(void)
 
 /* ---- sysmon -------------------------------------------------------------------------- */
 
+/* A timer past due on an idle P while no M waits in the poller: nobody would run it.
+ * An idle P's timers are run by the M that polls until the earliest of them, or by a
+ * spinning M's steal; this is the backstop should neither be under way. */
+static bool timers_unwatched(int64_t now)
+{
+    if (atomic_load(&np__sched.npidle) == 0 || atomic_load(&np__sched.lastpoll) == 0)
+        return false;
+    for (int i = 0; i < np__sched.nprocs; i++) {
+        np_p *p = np__sched.allp[i];
+        int64_t first = np__timers_first(&p->timers);
+        if (first && first <= now && atomic_load(&p->status) == P_IDLE)
+            return true;
+    }
+    return false;
+}
+
 static void *sysmon(void *arg)
 {
     (void)arg;
@@ -131,6 +147,11 @@ static void *sysmon(void *arg)
          * runtime costs no CPU). A brief idle moment under load does not count. */
         np__trim_arm();
         allidle = atomic_load(&np__sched.npidle) == np__sched.nprocs ? allidle + 1 : 0;
+        if (timers_unwatched(np__nanotime())) {
+            /* (as Go's sysmon starts an M for a timer past due) */
+            np__wakep();
+            allidle = 0;
+        }
         if (allidle >= 2) {
             pthread_mutex_lock(&np__sched.lock);
             if (atomic_load(&np__sched.npidle) == np__sched.nprocs &&
