@@ -143,15 +143,15 @@ static void *sysmon(void *arg)
         atomic_store(&np__sched.sysmonslow, false);
         if (atomic_load(&np__sched.stopping))
             break;
-        /* Nothing has run for a whole period twice: sleep until a P gets busy (an idle
-         * runtime costs no CPU). A brief idle moment under load does not count. */
+        int64_t now = np__nanotime();
         np__trim_arm();
         allidle = atomic_load(&np__sched.npidle) == np__sched.nprocs ? allidle + 1 : 0;
-        if (timers_unwatched(np__nanotime())) {
-            /* (as Go's sysmon starts an M for a timer past due) */
+        if (timers_unwatched(now)) { /* (as Go's sysmon starts an M for a timer past due) */
             np__wakep();
             allidle = 0;
         }
+        /* Nothing has run for a whole period twice: sleep until a P gets busy (an idle
+         * runtime costs no CPU). A brief idle moment under load does not count. */
         if (allidle >= 2) {
             pthread_mutex_lock(&np__sched.lock);
             if (atomic_load(&np__sched.npidle) == np__sched.nprocs &&
@@ -166,7 +166,6 @@ static void *sysmon(void *arg)
             }
             pthread_mutex_unlock(&np__sched.lock);
         }
-        int64_t now = np__nanotime();
         bool did = false, blocked = false;
         /* Poll the network if nobody has for 10 ms (every P busy running). */
         int64_t lp = atomic_load(&np__sched.lastpoll);

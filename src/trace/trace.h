@@ -101,8 +101,8 @@ enum { TR_OFF, TR_FULL, TR_RING };
 typedef struct np_trace_state {
     _Atomic int on;           /* the only thing a trace point reads while off */
     _Atomic uint32_t gen;     /* tracing session: a thread's buffer belongs to one */
-    int mode;                 /* TR_*, under lock: TR_OFF while no session, from a start
-                                 until its stop freed the buffers (a start: EBUSY) */
+    int mode;                 /* TR_*, under lock; not TR_OFF from a start until its stop
+                                 has freed the buffers (a start meanwhile: EBUSY) */
     size_t ringslots;         /* ring: slots per thread */
     char path[4096];          /* full: where np_trace_stop writes */
     char dir[4096];           /* ring: where SIGQUIT and crash snapshots go */
