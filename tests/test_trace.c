@@ -44,7 +44,7 @@ void pinger(void *a), ponger(void *a), pingpong_main(void *a), sleeper(void *a),
     ring_main(void *a), sigquit_main(void *a), env_main(void *a), foreign_child(void *a), window_main(void *a),
     churner(void *a), churn_main(void *a), spun_child(void *a), spinning_main(void *a),
     full_quit_main(void *a), snapper(void *a), restarter(void *a), race_main(void *a),
-    quitrace_main(void *a);
+    quitrace_main(void *a), log_only_main(void *a);
 
 /* ---- ping-pong: two coroutines over unbuffered channels -------------------------------- */
 
@@ -724,6 +724,31 @@ static void t_sigquit_races_stop(void)
     CHECK_EQ(check_trace("any", path, ""), 0);
 }
 
+/* A SIGQUIT's snapshot when a coroutine's only event is a log line (the signal right
+ * after a start, as above): the log is on the coroutine's track, and that track named. */
+void log_only_main(void *a)
+{
+    (void)a;
+    CHECK_EQ(np_trace_stop(), 0);
+    CHECK_EQ(np_trace_start("ring:16K"), 0);
+    np_trace_log("mark", "alone");
+    raise(SIGQUIT);
+    CHECK_EQ(np_trace_stop(), 0);
+}
+
+static void t_log_only_coroutine_named(void)
+{
+    tpath("x");
+    char errf[1200], path[1100];
+    snprintf(errf, sizeof errf, "%s/logonly-%d.err", tdir, (int)getpid());
+    int st;
+    child_traced("ring:16K", log_only_main, NULL, true, errf, &st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!snapshot_path(errf, path, sizeof path))
+        FAILF("no dump named a trace file (%.150s)", errf);
+    CHECK_EQ(check_trace("logonly", path, ""), 0);
+}
+
 /* ---- NP_TRACE=FILE: from np_run's start to its end -------------------------------------- */
 
 void env_main(void *a)
@@ -766,6 +791,7 @@ static const t_case cases[] = {
     T(t_ring_written_on_crash),
     T(t_full_written_on_sigquit_and_at_exit),
     T(t_sigquit_races_stop),
+    T(t_log_only_coroutine_named),
     T(t_env_file_whole_run),
     {0},
 };

@@ -308,6 +308,12 @@ elif scen == "window":
     fl = flows_into(t)
     if not fl or fl[0][0]["pid"] != 2 or not names[(2, fl[0][0]["tid"])].startswith("thread "):
         fail(f"foreign_child not created by a foreign thread: {fl[:1]}")
+elif scen == "logonly":
+    logs = [i for i in instants if i["name"] == "log"]
+    if [i["args"]["message"] for i in logs] != ["alone"]:
+        fail(f"logs {logs}, want the one 'alone'")
+    if logs[0]["pid"] != 3 or not names.get((3, logs[0]["tid"]), "").endswith("log_only_main"):
+        fail(f"the log is not on log_only_main's track: {logs[0]}")
 elif scen == "summary":
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "np-trace")
     out = subprocess.run([sys.executable, tool, path], capture_output=True, text=True, timeout=60)

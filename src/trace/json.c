@@ -714,8 +714,8 @@ static void one(cv *c, rd *r)
         break;
     case EV_LOG: {
         size_t cl = strnlen(r->text, r->tn);
-        if (w[2])
-            instant(c, 3, (int64_t)w[2], ts, "log");
+        if (w[2] && (g = gfind(c, (int64_t)w[2], true))) /* (named, as every track) */
+            instant(c, 3, g->id, ts, "log");
         else
             instant(c, 2, r->tid, ts, "log");
         js(c->w, ",\"args\":{\"category\":");
