@@ -932,6 +932,70 @@ static void t_stats_and_dump_from_another_thread_across_runs(void)
     CHECK(atomic_load(&lk_refused) > 0);
 }
 
+/* ---- dumps from another thread while stacks come and go ------------------------------------
+ * A dump reads other coroutines' stacks without stopping them: they run meanwhile (their
+ * frames change, with sanitizer redzones in them), end, and give their stacks back (one
+ * of its own size is unmapped). A thread dumps again and again while coroutines with such
+ * stacks recurse, park and end: no fault, no sanitizer report, every dump whole. */
+static atomic_bool dd_stop;
+static atomic_long dd_dumps;
+
+static void *dd_dumper(void *arg)
+{
+    (void)arg;
+    int dn = open("/dev/null", O_WRONLY);
+    CHECK(dn >= 0);
+    while (!atomic_load(&dd_stop)) {
+        CHECK_EQ(np_dump(dn), 0);
+        atomic_fetch_add(&dd_dumps, 1);
+    }
+    close(dn);
+    return NULL;
+}
+
+static int dd_deep(int depth)
+{
+    volatile char buf[200]; /* (a frame with redzones around it under ASan) */
+    buf[0] = (char)depth;
+    if (depth % 4 == 0)
+        np_yield();
+    int r = depth ? dd_deep(depth - 1) : 0;
+    return r + buf[0];
+}
+
+static void dd_worker(void *arg)
+{
+    np_wg *dwg = arg;
+    dd_deep(24);
+    np_wg_done(dwg);
+}
+
+static void dd_main(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, dd_dumper, NULL), 0);
+    np_attr own = {.stack_size = 96 * 1024}; /* not the default: unmapped at its end */
+    long ended = 0, want = t_scaled(4000);
+    while (ended < want || atomic_load(&dd_dumps) < 200) {
+        np_wg dwg = {0};
+        np_wg_add(&dwg, 16);
+        for (int i = 0; i < 16; i++)
+            CHECK(np_go_attr(i % 2 ? &own : NULL, dd_worker, &dwg) > 0);
+        np_wg_wait(&dwg);
+        ended += 16;
+    }
+    atomic_store(&dd_stop, true);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    printf("    %ld coroutines ended under %ld dumps\n", ended, atomic_load(&dd_dumps));
+}
+
+static void t_dump_from_another_thread_while_stacks_come_and_go(void)
+{
+    t_procs(2);
+    T_RUN(dd_main, NULL);
+}
+
 static const t_case cases[] = {
     T(t_sigquit_dump_names_every_wait),
     T(t_crash_report_reaches_collector),
@@ -942,6 +1006,7 @@ static const t_case cases[] = {
     T(t_dump_to_fd_names_coroutines_and_waits),
     T(t_netlog_open_errors),
     T(t_stats_and_dump_from_another_thread_across_runs),
+    T(t_dump_from_another_thread_while_stacks_come_and_go),
     {0},
 };
 T_MAIN(cases)

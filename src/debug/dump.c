@@ -5,8 +5,11 @@
 #include "debug.h"
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -104,8 +107,83 @@ static void sym(np_out *o, uintptr_t pc)
     }
 }
 
+/* ---- another coroutine's stack ----------------------------------------------------------
+ * Its owner may run, end or give the stack back while the dump reads it, so the dump
+ * never loads from it: the kernel copies the bytes (process_vm_readv on this process),
+ * and an address gone bad fails (EFAULT) instead of faulting here; no sanitizer sees a
+ * racy load or a redzone of a live frame. Where that call is missing (qemu-user) or
+ * refused (a seccomp filter), the copy goes through a pipe: write(2) from the address
+ * (the raw system call, past the sanitizers' interceptors), then read(2). */
+typedef struct peeker {
+    int pfd[2];     /* that pipe, made at its first need; -1 until then */
+    int avoid;      /* the dump's own fd: the pipe never takes its number (if closed) */
+    bool nopvr;     /* process_vm_readv missing or refused */
+    uintptr_t base; /* the window: n bytes from base, copied into w */
+    size_t n;
+    uintptr_t w[128];
+} peeker;
+
+static bool copy_in(peeker *k, uintptr_t a, void *buf, size_t n)
+{
+    if (!k->nopvr) {
+        struct iovec l = {buf, n}, r = {(void *)a, n};
+        ssize_t got = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+        if (got == (ssize_t)n)
+            return true;
+        if (got >= 0 || (errno != ENOSYS && errno != EPERM))
+            return false; /* (EFAULT: not mapped, or no longer) */
+        k->nopvr = true;
+    }
+    if (k->pfd[0] < 0) {
+        if (pipe2(k->pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+            k->pfd[0] = k->pfd[1] = -1;
+            return false;
+        }
+        for (int i = 0; i < 2; i++)
+            if (k->pfd[i] == k->avoid) { /* (its output would go into the pipe) */
+                int moved = fcntl(k->pfd[i], F_DUPFD_CLOEXEC, k->avoid + 1);
+                close(k->pfd[i]);
+                k->pfd[i] = moved;
+            }
+        if (k->pfd[0] < 0 || k->pfd[1] < 0) {
+            for (int i = 0; i < 2; i++)
+                if (k->pfd[i] >= 0)
+                    close(k->pfd[i]);
+            k->pfd[0] = k->pfd[1] = -1;
+            return false;
+        }
+    }
+    long put = syscall(SYS_write, k->pfd[1], (void *)a, n); /* n <= PIPE_BUF */
+    if (put <= 0)
+        return false;
+    return read(k->pfd[0], buf, (size_t)put) == put && put == (long)n;
+}
+
+/* The word at a, if a is aligned and the word lies in [lo, hi): from the window, else
+ * into a window refilled from a (up to its size, or to a's page end if that fails). */
+static bool peek_word(peeker *k, uintptr_t a, uintptr_t lo, uintptr_t hi, uintptr_t *v)
+{
+    if (a < lo || a > hi || hi - a < sizeof *v || (a & (sizeof *v - 1)))
+        return false;
+    if (a < k->base || a - k->base + sizeof *v > k->n) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), n = sizeof k->w;
+        if (n > hi - a)
+            n = hi - a;
+        k->n = 0;
+        if (!copy_in(k, a, k->w, n)) {
+            size_t in_page = page - (a & (page - 1));
+            if (in_page >= n || !copy_in(k, a, k->w, n = in_page))
+                return false;
+        }
+        k->base = a;
+        k->n = n;
+    }
+    *v = k->w[(a - k->base) / sizeof *v];
+    return true;
+}
+
 /* Walk frame pointers within [lo, hi). */
-NP_NOTSAN static void walk(np_out *o, uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
+static void walk(np_out *o, peeker *k, uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi)
 {
     for (int i = 0; i < 40 && pc; i++) {
         np__out_str(o, "    #");
@@ -113,21 +191,21 @@ NP_NOTSAN static void walk(np_out *o, uintptr_t pc, uintptr_t fp, uintptr_t lo, 
         np__out_str(o, " ");
         sym(o, pc);
         np__out_str(o, "\n");
-        if (fp < lo || fp + 2 * sizeof(uintptr_t) > hi || (fp & (sizeof(uintptr_t) - 1)))
+        uintptr_t nfp;
+        if (!peek_word(k, fp, lo, hi, &nfp) || !peek_word(k, fp + sizeof nfp, lo, hi, &pc))
             break;
-        uintptr_t nfp = ((uintptr_t *)fp)[0];
-        pc = ((uintptr_t *)fp)[1];
         if (nfp <= fp)
             break;
         fp = nfp;
     }
 }
 
-/* pc and frame pointer of a switched-out coroutine, from its saved context. The dump
- * reads without locks, possibly from another thread while the coroutine starts, runs or
- * ends: a saved stack pointer is used only if it lies in [lo, hi), its stack. */
-NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t lo, uintptr_t hi, uintptr_t *pc, uintptr_t *fp)
+/* pc and frame pointer of a switched-out coroutine, from its saved context; [lo, hi)
+ * its stack as the dump read it (the coroutine may be running again meanwhile). */
+NP_NOTSAN static bool saved_regs(np_g *g, peeker *k, uintptr_t lo, uintptr_t hi, uintptr_t *pc,
+                                 uintptr_t *fp)
 {
+    (void)k;
     (void)lo;
     (void)hi;
 #if defined(NP_CTX_UCONTEXT) && defined(__x86_64__)
@@ -138,21 +216,16 @@ NP_NOTSAN static bool saved_regs(np_g *g, uintptr_t lo, uintptr_t hi, uintptr_t 
     *pc = (uintptr_t)g->ctx.uc.uc_mcontext.pc;
     *fp = (uintptr_t)g->ctx.uc.uc_mcontext.regs[29];
     return true;
-#elif defined(__x86_64__)
-    uintptr_t *sp = g->ctx.sp; /* see switch_x86_64.S */
-    if ((uintptr_t)sp < lo || (uintptr_t)(sp + 9) > hi)
-        return false;
-    *pc = sp[8];
-    *fp = sp[7];
-    return true;
+#elif defined(__x86_64__) /* (the layout: see switch_x86_64.S) */
+    uintptr_t sp = (uintptr_t)g->ctx.sp;
+    return peek_word(k, sp + 8 * sizeof(uintptr_t), lo, hi, pc) &&
+           peek_word(k, sp + 7 * sizeof(uintptr_t), lo, hi, fp);
 #elif defined(__aarch64__)
-    uintptr_t *sp = g->ctx.sp;
-    if ((uintptr_t)sp < lo || (uintptr_t)(sp + 12) > hi)
-        return false;
-    *pc = sp[11];
-    *fp = sp[10];
-    return true;
+    uintptr_t sp = (uintptr_t)g->ctx.sp;
+    return peek_word(k, sp + 11 * sizeof(uintptr_t), lo, hi, pc) &&
+           peek_word(k, sp + 10 * sizeof(uintptr_t), lo, hi, fp);
 #else
+    (void)g;
     return false;
 #endif
 }
@@ -193,7 +266,7 @@ const char *np__wait_name(int r)
     }
 }
 
-typedef struct dumpctx { np_out *o; const void *ctx; np_m *self; int64_t now; int n; } dumpctx;
+typedef struct dumpctx { np_out *o; const void *ctx; np_m *self; int64_t now; int n; peeker *k; } dumpctx;
 
 NP_NOTSAN static void dump_g(np_g *g, void *arg)
 {
@@ -234,13 +307,17 @@ NP_NOTSAN static void dump_g(np_g *g, void *arg)
     np__out_str(o, ":\n    started at ");
     sym(o, (uintptr_t)g->fn);
     np__out_str(o, "\n");
-    uintptr_t lo = (uintptr_t)g->stack.lo, hi = lo + g->stack.size, pc, fp;
-    if (g->stack.kind == NP_STK_NONE)
+    /* the stack as it is now (read once: the owner may change it meanwhile) */
+    np_stack stk = g->stack;
+    if (stk.kind == NP_STK_NONE || !stk.lo)
         return; /* has not run yet */
+    uintptr_t lo = (uintptr_t)stk.lo + np_stack_guard(), hi = (uintptr_t)stk.lo + stk.size, pc, fp;
+    if (hi <= lo)
+        return;
     if (st == G_RUNNING) {
         np_m *m = g->m;
         if (m == d->self && d->ctx && ctx_regs(d->ctx, &pc, &fp))
-            walk(o, pc, fp, lo, hi);
+            walk(o, d->k, pc, fp, lo, hi);
         else if (!blocking) {
             np__out_str(o, "    (running on thread ");
             np__out_dec(o, m ? m->id : -1);
@@ -248,13 +325,15 @@ NP_NOTSAN static void dump_g(np_g *g, void *arg)
         }
         return;
     }
-    if (saved_regs(g, lo, hi, &pc, &fp))
-        walk(o, pc, fp, lo, hi);
+    if (saved_regs(g, d->k, lo, hi, &pc, &fp))
+        walk(o, d->k, pc, fp, lo, hi);
 }
 
 void np__dump_to(np_out *o, const void *ctx)
 {
-    dumpctx d = {o, ctx, np__getm(), atomic_load(&np__sched.nowcache), 0};
+    int e = errno; /* (a signal handler's caller keeps its errno) */
+    peeker k = {.pfd = {-1, -1}, .avoid = o->fd};
+    dumpctx d = {o, ctx, np__getm(), atomic_load(&np__sched.nowcache), 0, &k};
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
         d.now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -266,6 +345,11 @@ void np__dump_to(np_out *o, const void *ctx)
     np__out_dec(o, d.n);
     np__out_str(o, " coroutines\n");
     np__out_flush(o);
+    if (k.pfd[0] >= 0) {
+        close(k.pfd[0]);
+        close(k.pfd[1]);
+    }
+    errno = e;
 }
 
 int np_dump(int fd)
