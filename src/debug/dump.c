@@ -218,12 +218,12 @@ NP_NOTSAN static bool saved_regs(np_g *g, peeker *k, uintptr_t lo, uintptr_t hi,
     return true;
 #elif defined(__x86_64__) /* (the layout: see switch_x86_64.S) */
     uintptr_t sp = (uintptr_t)g->ctx.sp;
-    return peek_word(k, sp + 8 * sizeof(uintptr_t), lo, hi, pc) &&
-           peek_word(k, sp + 7 * sizeof(uintptr_t), lo, hi, fp);
+    return peek_word(k, sp + 7 * sizeof(uintptr_t), lo, hi, fp) && /* (lower first: one copy) */
+           peek_word(k, sp + 8 * sizeof(uintptr_t), lo, hi, pc);
 #elif defined(__aarch64__)
     uintptr_t sp = (uintptr_t)g->ctx.sp;
-    return peek_word(k, sp + 11 * sizeof(uintptr_t), lo, hi, pc) &&
-           peek_word(k, sp + 10 * sizeof(uintptr_t), lo, hi, fp);
+    return peek_word(k, sp + 10 * sizeof(uintptr_t), lo, hi, fp) &&
+           peek_word(k, sp + 11 * sizeof(uintptr_t), lo, hi, pc);
 #else
     (void)g;
     return false;
