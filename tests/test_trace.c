@@ -711,18 +711,22 @@ void quitrace_main(void *a)
     np_blocking(join_thread, &th);
 }
 
-static void t_sigquit_races_stop(void)
+/* A child on a ring:16K recorder, NP_DUMP=continue, running fn: it exits 0, and the last
+ * snapshot its dumps name passes trace_check's scenario scen. */
+static void child_snapshot_checked(const char *name, np_fn fn, const char *scen)
 {
     tpath("x");
     char errf[1200], path[1100];
-    snprintf(errf, sizeof errf, "%s/quitrace-%d.err", tdir, (int)getpid());
+    snprintf(errf, sizeof errf, "%s/%s-%d.err", tdir, name, (int)getpid());
     int st;
-    child_traced("ring:16K", quitrace_main, NULL, true, errf, &st);
+    child_traced("ring:16K", fn, NULL, true, errf, &st);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     if (!snapshot_path(errf, path, sizeof path))
         FAILF("no dump named a trace file (%.150s)", errf);
-    CHECK_EQ(check_trace("any", path, ""), 0);
+    CHECK_EQ(check_trace(scen, path, ""), 0);
 }
+
+static void t_sigquit_races_stop(void) { child_snapshot_checked("quitrace", quitrace_main, "any"); }
 
 /* A SIGQUIT's snapshot when a coroutine's only event is a log line (the signal right
  * after a start, as above): the log is on the coroutine's track, and that track named. */
@@ -736,18 +740,7 @@ void log_only_main(void *a)
     CHECK_EQ(np_trace_stop(), 0);
 }
 
-static void t_log_only_coroutine_named(void)
-{
-    tpath("x");
-    char errf[1200], path[1100];
-    snprintf(errf, sizeof errf, "%s/logonly-%d.err", tdir, (int)getpid());
-    int st;
-    child_traced("ring:16K", log_only_main, NULL, true, errf, &st);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    if (!snapshot_path(errf, path, sizeof path))
-        FAILF("no dump named a trace file (%.150s)", errf);
-    CHECK_EQ(check_trace("logonly", path, ""), 0);
-}
+static void t_log_only_coroutine_named(void) { child_snapshot_checked("logonly", log_only_main, "logonly"); }
 
 /* ---- NP_TRACE=FILE: from np_run's start to its end -------------------------------------- */
 

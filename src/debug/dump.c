@@ -113,7 +113,8 @@ static void sym(np_out *o, uintptr_t pc)
  * and an address gone bad fails (EFAULT) instead of faulting here; no sanitizer sees a
  * racy load or a redzone of a live frame. Where that call is missing (qemu-user) or
  * refused (a seccomp filter), the copy goes through a pipe: write(2) from the address
- * (the raw system call, past the sanitizers' interceptors), then read(2). */
+ * (the raw system call, past the sanitizers' interceptors), then read(2). The window
+ * w is an earlier copy, reused while the frames walked lie in it. */
 typedef struct peeker {
     int pfd[2];     /* that pipe, made at its first need; -1 until then */
     int avoid;      /* the dump's own fd: the pipe never takes its number (if closed) */
@@ -122,6 +123,15 @@ typedef struct peeker {
     size_t n;
     uintptr_t w[128];
 } peeker;
+
+/* (the pipe: raw system calls, as the write, so no hook library takes them for its own) */
+static void peek_done(peeker *k)
+{
+    for (int i = 0; i < 2; i++)
+        if (k->pfd[i] >= 0)
+            syscall(SYS_close, k->pfd[i]);
+    k->pfd[0] = k->pfd[1] = -1;
+}
 
 static bool copy_in(peeker *k, uintptr_t a, void *buf, size_t n)
 {
@@ -135,28 +145,25 @@ static bool copy_in(peeker *k, uintptr_t a, void *buf, size_t n)
         k->nopvr = true;
     }
     if (k->pfd[0] < 0) {
-        if (pipe2(k->pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        if (syscall(SYS_pipe2, k->pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
             k->pfd[0] = k->pfd[1] = -1;
             return false;
         }
         for (int i = 0; i < 2; i++)
             if (k->pfd[i] == k->avoid) { /* (its output would go into the pipe) */
-                int moved = fcntl(k->pfd[i], F_DUPFD_CLOEXEC, k->avoid + 1);
-                close(k->pfd[i]);
+                int moved = (int)syscall(SYS_fcntl, k->pfd[i], F_DUPFD_CLOEXEC, k->avoid + 1);
+                syscall(SYS_close, k->pfd[i]);
                 k->pfd[i] = moved;
             }
         if (k->pfd[0] < 0 || k->pfd[1] < 0) {
-            for (int i = 0; i < 2; i++)
-                if (k->pfd[i] >= 0)
-                    close(k->pfd[i]);
-            k->pfd[0] = k->pfd[1] = -1;
+            peek_done(k);
             return false;
         }
     }
     long put = syscall(SYS_write, k->pfd[1], (void *)a, n); /* n <= PIPE_BUF */
     if (put <= 0)
         return false;
-    return read(k->pfd[0], buf, (size_t)put) == put && put == (long)n;
+    return syscall(SYS_read, k->pfd[0], buf, (size_t)put) == put && put == (long)n;
 }
 
 /* The word at a, if a is aligned and the word lies in [lo, hi): from the window, else
@@ -166,12 +173,12 @@ static bool peek_word(peeker *k, uintptr_t a, uintptr_t lo, uintptr_t hi, uintpt
     if (a < lo || a > hi || hi - a < sizeof *v || (a & (sizeof *v - 1)))
         return false;
     if (a < k->base || a - k->base + sizeof *v > k->n) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE), n = sizeof k->w;
+        size_t n = sizeof k->w;
         if (n > hi - a)
             n = hi - a;
         k->n = 0;
         if (!copy_in(k, a, k->w, n)) {
-            size_t in_page = page - (a & (page - 1));
+            size_t page = (size_t)getpagesize(), in_page = page - (a & (page - 1));
             if (in_page >= n || !copy_in(k, a, k->w, n = in_page))
                 return false;
         }
@@ -314,6 +321,7 @@ NP_NOTSAN static void dump_g(np_g *g, void *arg)
     uintptr_t lo = (uintptr_t)stk.lo + np_stack_guard(), hi = (uintptr_t)stk.lo + stk.size, pc, fp;
     if (hi <= lo)
         return;
+    d->k->n = 0; /* (no bytes of an earlier coroutine's stack, which this one may reuse) */
     if (st == G_RUNNING) {
         np_m *m = g->m;
         if (m == d->self && d->ctx && ctx_regs(d->ctx, &pc, &fp))
@@ -345,10 +353,7 @@ void np__dump_to(np_out *o, const void *ctx)
     np__out_dec(o, d.n);
     np__out_str(o, " coroutines\n");
     np__out_flush(o);
-    if (k.pfd[0] >= 0) {
-        close(k.pfd[0]);
-        close(k.pfd[1]);
-    }
+    peek_done(&k);
     errno = e;
 }
 
