@@ -277,16 +277,20 @@ run_variant() {
             # aarch64 programs (np-echo, np-netlog), which need binfmt to execute.
             # test_debug's dumps read stacks through a pipe there (qemu-user lacks
             # process_vm_readv): its in-process dump cases run.
-            if [ "$v" = aarch64 ] && { [ "$name" = test_net ] || [ "$name" = test_net_hooked ]; }; then
-                SUMMARY_NOTE="aarch64: test_net not run, test_debug's dump cases only (the rest exec aarch64 helpers)"
-                continue
-            fi
-            if [ "$v" = aarch64 ] && [ "$name" = test_debug ]; then
-                NP_TEST_SCALE=$scale NP_TEST_TIMEOUT=$tmo run_bin "$v" "$name(dumps)" "$logs/$name.log" \
-                    "${runner[@]}" "$b" -r t_dump_to_fd_names_coroutines_and_waits \
-                    t_stats_and_dump_from_another_thread_across_runs \
-                    t_dump_from_another_thread_while_stacks_come_and_go
-                continue
+            if [ "$v" = aarch64 ]; then
+                case $name in
+                test_net | test_net_hooked)
+                    SUMMARY_NOTE="aarch64: test_net not run, test_debug's dump cases only (the rest exec aarch64 helpers)"
+                    continue
+                    ;;
+                test_debug)
+                    NP_TEST_SCALE=$scale NP_TEST_TIMEOUT=$tmo run_bin "$v" "$name(dumps)" "$logs/$name.log" \
+                        "${runner[@]}" "$b" -r t_dump_to_fd_names_coroutines_and_waits \
+                        t_stats_and_dump_from_another_thread_across_runs \
+                        t_dump_from_another_thread_while_stacks_come_and_go
+                    continue
+                    ;;
+                esac
             fi
             if [ "$name" = test_netpoll ] || [ "$name" = test_net ]; then
                 for pl in "${POLLERS[@]}"; do

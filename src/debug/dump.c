@@ -133,57 +133,58 @@ static void peek_done(peeker *k)
     k->pfd[0] = k->pfd[1] = -1;
 }
 
-static bool copy_in(peeker *k, uintptr_t a, void *buf, size_t n)
+/* The fallback's pipe, made at its first need; false if it cannot be. */
+static bool peek_pipe(peeker *k)
+{
+    if (k->pfd[0] >= 0)
+        return true;
+    if (syscall(SYS_pipe2, k->pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        k->pfd[0] = k->pfd[1] = -1;
+        return false;
+    }
+    for (int i = 0; i < 2; i++)
+        if (k->pfd[i] == k->avoid) { /* (its output would go into the pipe) */
+            int moved = (int)syscall(SYS_fcntl, k->pfd[i], F_DUPFD_CLOEXEC, k->avoid + 1);
+            syscall(SYS_close, k->pfd[i]);
+            k->pfd[i] = moved;
+        }
+    if (k->pfd[0] >= 0 && k->pfd[1] >= 0)
+        return true;
+    peek_done(k);
+    return false;
+}
+
+/* Copy up to n bytes from a into buf: how many were copied, which stops short at a page
+ * that is not mapped (0: a itself is not). */
+static size_t copy_in(peeker *k, uintptr_t a, void *buf, size_t n)
 {
     if (!k->nopvr) {
         struct iovec l = {buf, n}, r = {(void *)a, n};
         ssize_t got = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
-        if (got == (ssize_t)n)
-            return true;
         if (got >= 0 || (errno != ENOSYS && errno != EPERM))
-            return false; /* (EFAULT: not mapped, or no longer) */
+            return got > 0 ? (size_t)got : 0;
         k->nopvr = true;
     }
-    if (k->pfd[0] < 0) {
-        if (syscall(SYS_pipe2, k->pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
-            k->pfd[0] = k->pfd[1] = -1;
-            return false;
-        }
-        for (int i = 0; i < 2; i++)
-            if (k->pfd[i] == k->avoid) { /* (its output would go into the pipe) */
-                int moved = (int)syscall(SYS_fcntl, k->pfd[i], F_DUPFD_CLOEXEC, k->avoid + 1);
-                syscall(SYS_close, k->pfd[i]);
-                k->pfd[i] = moved;
-            }
-        if (k->pfd[0] < 0 || k->pfd[1] < 0) {
-            peek_done(k);
-            return false;
-        }
-    }
+    if (!peek_pipe(k))
+        return 0;
     long put = syscall(SYS_write, k->pfd[1], (void *)a, n); /* n <= PIPE_BUF */
     if (put <= 0)
-        return false;
-    return syscall(SYS_read, k->pfd[0], buf, (size_t)put) == put && put == (long)n;
+        return 0;
+    long got = syscall(SYS_read, k->pfd[0], buf, (size_t)put);
+    return got > 0 ? (size_t)got : 0;
 }
 
 /* The word at a, if a is aligned and the word lies in [lo, hi): from the window, else
- * into a window refilled from a (up to its size, or to a's page end if that fails). */
+ * from a window refilled from a. */
 static bool peek_word(peeker *k, uintptr_t a, uintptr_t lo, uintptr_t hi, uintptr_t *v)
 {
     if (a < lo || a > hi || hi - a < sizeof *v || (a & (sizeof *v - 1)))
         return false;
     if (a < k->base || a - k->base + sizeof *v > k->n) {
-        size_t n = sizeof k->w;
-        if (n > hi - a)
-            n = hi - a;
-        k->n = 0;
-        if (!copy_in(k, a, k->w, n)) {
-            size_t page = (size_t)getpagesize(), in_page = page - (a & (page - 1));
-            if (in_page >= n || !copy_in(k, a, k->w, n = in_page))
-                return false;
-        }
         k->base = a;
-        k->n = n;
+        k->n = copy_in(k, a, k->w, hi - a < sizeof k->w ? hi - a : sizeof k->w);
+        if (k->n < sizeof *v)
+            return false;
     }
     *v = k->w[(a - k->base) / sizeof *v];
     return true;
